@@ -1,0 +1,714 @@
+"""The matching engine: commands in, events out, no I/O.
+
+``MatchingEngine(spec).submit(command) -> list[Event]`` applies one command;
+``submit_many(commands)`` applies a batch and returns all their events (one call, no
+per-command overhead). The engine holds no clock and no random generator: what it does
+depends only on the commands and their order, so the same stream gives the same events.
+
+Contract
+--------
+Validation. A command is first checked for API misuse (not a command, a non-int id,
+quantity or price, a side other than +1/-1, an unknown order type or duration, a LIMIT
+without price, a stop without trigger): that raises ``InvalidCommand`` and changes
+nothing. Then market rules, in this order, each a ``Rejected`` event that changes
+nothing: unsupported type/instruction for the instrument; bad or absurd quantity; bad
+lot; duplicate order id (among live and stop orders); bad, off-tick or out-of-band price;
+bad stop price or stop already triggered; bad display or minimum quantity; market order
+into an empty side; post-only that would cross; FOK or minimum quantity not fillable.
+
+Order types. LIMIT trades up to its price and rests the rest (IOC/FOK: cancels it).
+MARKET sweeps without limit; the rest is cancelled. MARKET_PROTECT gets the limit best
+opposite price +/- ``protection`` ticks and rests the rest there. MARKET_LIMIT gets the
+best opposite price as its limit and rests the rest there. STOP and STOP_LIMIT wait in the
+stop book until elected: a buy stop by a trade at or above its trigger, a sell stop at or
+below. An elected STOP becomes MARKET_PROTECT around its trigger price, a STOP_LIMIT a
+LIMIT. After an incoming order has finished matching, every stop its trades elected is
+released in entry order (earliest first); each released order matches in full (emitting
+``Triggered`` first) before the next, and stops its trades elect join the back of the
+queue. An iceberg (``display_qty``) shows one slice; when the slice fills, the next slice
+goes to the back of the queue (``Refreshed``). IOC with ``min_qty`` is refused unless that
+much is immediately fillable. FOK is refused unless all of it is. Post-only is refused if
+it would take liquidity. DAY orders expire at ``EndSession``; GTC orders stay.
+
+Priority. TOP: the order that rested at a price better than its side's best (or on an
+empty side) is its side's TOP until filled, cancelled, refreshed, re-priced, or bettered.
+Modify: a smaller quantity at the same price keeps time priority (and TOP); a new price or
+a larger quantity is a cancel/replace: the order goes to the back of its new level and
+trades at once if it crosses (a post-only modify that would cross is refused instead).
+
+Self-match prevention. Orders with the same ``smp_id`` never trade together; orders with
+no id are not checked. The aggressor's mode (or the instrument's default) decides, when an
+allocation would pair it with a resting order of its id: CANCEL_RESTING cancels that
+resting order, the level is allocated again without it and the aggressor goes on (so under
+FIFO exactly the orders that would have executed are cancelled); CANCEL_AGGRESSING executes
+the allocations listed before the conflicting one, then cancels the aggressor's whole
+remainder, which never rests; CANCEL_BOTH does the same and also cancels the resting order.
+
+Events, in order, for one command: ``Accepted`` or ``Rejected``; then, per price level
+traded, in allocation order, each ``Fill`` (with any ``Cancelled``/self-match and
+``Refreshed`` where they happen) and one ``BookUpdate`` for the level; then the
+remainder's fate (a ``BookUpdate`` where it rests, or ``Cancelled``); then for each
+elected stop ``Triggered`` followed by that order's own events. Cancel, modify, mass
+cancel and session end emit ``Cancelled``/``Modified``/``Expired`` with the level's
+``BookUpdate``. ``seq`` numbers every event of the engine consecutively from 1.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from heapq import heappop, heappush
+from itertools import count
+
+import msgspec
+
+from exchange.book import (
+    DISPLAY,
+    HIDDEN,
+    ID,
+    POST_ONLY,
+    PRICE,
+    QTY,
+    SIDE,
+    SMP,
+    SMP_MODE,
+    TIF,
+    TIME,
+    TRADER,
+    BookSide,
+    Level,
+    OrderBook,
+)
+from exchange.commands import Cancel, EndSession, MassCancel, Modify, NewOrder
+from exchange.enums import CancelReason, OrderType, RejectReason, SmpMode, TimeInForce
+from exchange.errors import InvalidCommand
+from exchange.events import (
+    Accepted,
+    BookUpdate,
+    Cancelled,
+    Expired,
+    Fill,
+    Modified,
+    Refreshed,
+    Rejected,
+    Triggered,
+)
+from exchange.instrument import InstrumentSpec
+
+_LIMIT, _MARKET, _PROTECT, _MKT_LIMIT, _STOP, _STOP_LIMIT = (
+    OrderType.LIMIT,
+    OrderType.MARKET,
+    OrderType.MARKET_PROTECT,
+    OrderType.MARKET_LIMIT,
+    OrderType.STOP,
+    OrderType.STOP_LIMIT,
+)
+_GTC, _DAY, _IOC, _FOK = TimeInForce.GTC, TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK
+_ORDER_TYPES = frozenset(int(t) for t in OrderType)
+_TIFS = frozenset(int(t) for t in TimeInForce)
+_SMP_MODES = frozenset(int(m) for m in SmpMode)
+_RESTS = frozenset((_GTC, _DAY))
+_R = RejectReason
+_UNFILLED, _SELF_MATCH, _USER = CancelReason.UNFILLED, CancelReason.SELF_MATCH, CancelReason.USER
+
+
+def _is_int(x: object) -> bool:
+    return type(x) is int
+
+
+class MatchingEngine:
+    """One instrument's order book and matching, driven by commands (see module docstring)."""
+
+    def __init__(self, spec: InstrumentSpec) -> None:
+        self.spec = spec
+        self.book = OrderBook()
+        self.rule = spec.rule
+        self.last_price: int | None = None  # price of the last trade
+        self._next_seq = count(1).__next__
+        self._next_time = count(1).__next__
+        self._top: dict[int, list | None] = {1: None, -1: None}
+        self._stops: dict[int, tuple[NewOrder, int]] = {}  # order id -> (command, entry time)
+        self._buy_stops: list[tuple[int, int, int]] = []  # heap of (trigger, time, order id)
+        self._sell_stops: list[tuple[int, int, int]] = []  # heap of (-trigger, time, order id)
+        self._hi: int | None = None  # highest / lowest trade price of the current aggressor
+        self._lo: int | None = None
+        self._handlers = {
+            NewOrder: self._new_order,
+            Cancel: self._cancel,
+            Modify: self._modify,
+            MassCancel: self._mass_cancel,
+            EndSession: self._end_session,
+        }
+
+    # ---- public API ------------------------------------------------------------------
+    def submit(self, command: object) -> list:
+        """Apply one command and return its events."""
+        out: list = []
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise InvalidCommand(f"not a command: {command!r}")
+        handler(command, out)
+        return out
+
+    def submit_many(self, commands: Iterable[object]) -> list:
+        """Apply commands in order and return all their events in one list."""
+        out: list = []
+        handlers = self._handlers
+        for command in commands:
+            handler = handlers.get(type(command))
+            if handler is None:
+                raise InvalidCommand(f"not a command: {command!r}", out)
+            try:
+                handler(command, out)
+            except InvalidCommand as exc:
+                exc.events = out
+                raise
+        return out
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last event emitted (0 before any)."""
+        return self._next_seq.__self__.__reduce__()[1][0] - 1  # type: ignore[attr-defined]
+
+    def top_order(self, side: int) -> int | None:
+        """Order id of the side's TOP order, if it has one."""
+        o = self._top[side]
+        return o[ID] if o is not None and o[QTY] and self.book.orders.get(o[ID]) is o else None
+
+    def stop_orders(self) -> list[NewOrder]:
+        """Waiting stop orders in entry order."""
+        return [c for c, _ in sorted(self._stops.values(), key=lambda e: e[1])]
+
+    def open_qty(self, order_id: int) -> int:
+        """Open quantity (displayed + hidden, or a waiting stop's size); 0 if not live."""
+        o = self.book.orders.get(order_id)
+        if o is not None:
+            return o[QTY] + o[HIDDEN]
+        stop = self._stops.get(order_id)
+        return stop[0].qty if stop is not None else 0
+
+    def state_hash(self) -> str:
+        """Implementation-independent hash of the resting book (see ``OrderBook.state_hash``)."""
+        return self.book.state_hash()
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the book, TOP or stop book is inconsistent."""
+        self.book.check_invariants()
+        for side, o in self._top.items():
+            if o is not None and o[QTY] and self.book.orders.get(o[ID]) is o:
+                assert o[SIDE] == side, "TOP order on the wrong side"
+                assert o[PRICE] == self.book.side(side).best, "TOP order not at the best price"
+        for oid, (cmd, _) in self._stops.items():
+            assert cmd.order_id == oid and oid not in self.book.orders, f"stop {oid} also rests"
+
+    # ---- validation helpers -------------------------------------------------------------
+    def _reject(self, out: list, order_id: int | None, trader: int | None, reason: str) -> None:
+        out.append(Rejected(self._next_seq(), order_id, trader, reason))
+
+    def _price_problem(self, price: int) -> str | None:
+        spec = self.spec
+        if price <= 0:
+            return _R.BAD_PRICE
+        if price % spec.tick:
+            return _R.OFF_TICK
+        band = spec.price_band
+        if band is not None:
+            ref = self.last_price if self.last_price is not None else spec.reference_price
+            if ref is not None and abs(price - ref) > band * spec.tick:
+                return _R.PRICE_OUT_OF_BAND
+        return None
+
+    def _qty_problem(self, qty: int) -> str | None:
+        if qty <= 0:
+            return _R.BAD_QUANTITY
+        if qty > self.spec.max_qty:
+            return _R.QUANTITY_TOO_LARGE
+        if qty % self.spec.lot:
+            return _R.BAD_LOT
+        return None
+
+    def _fillable(self, side: int, limit: int | None, want: int, smp: int | None) -> tuple[int, bool]:
+        """Lots immediately available to an aggressor (up to ``want``), and whether an order
+        with the aggressor's SMP id lies within its limit."""
+        opp = self.book.asks if side == 1 else self.book.bids
+        prices = sorted(opp.levels, key=lambda p: p * side)
+        got, conflict = 0, False
+        for p in prices:
+            if limit is not None and (p - limit) * side > 0:
+                break
+            for o in opp.levels[p].live():
+                if smp is not None and o[SMP] == smp:
+                    conflict = True
+                else:
+                    got += o[QTY] + o[HIDDEN]
+            if got >= want:
+                break
+        return got, conflict
+
+    # ---- commands ------------------------------------------------------------------------
+    def _new_order(self, c: NewOrder, out: list) -> None:
+        oid, trader, side, qty, price, typ, tif = c.order_id, c.trader, c.side, c.qty, c.price, c.type, c.tif
+        if type(oid) is not int or type(trader) is not int or type(qty) is not int:
+            raise InvalidCommand(f"order_id, trader and qty must be int: {c!r}")
+        if side != 1 and side != -1:
+            raise InvalidCommand(f"side must be 1 (buy) or -1 (sell): {c!r}")
+        if typ not in _ORDER_TYPES or tif not in _TIFS:
+            raise InvalidCommand(f"unknown order type or time in force: {c!r}")
+        if price is not None and type(price) is not int:
+            raise InvalidCommand(f"price must be int or None: {c!r}")
+        if (typ == _LIMIT or typ == _STOP_LIMIT) and price is None:
+            raise InvalidCommand(f"{OrderType(typ).name} order needs a price: {c!r}")
+        spec = self.spec
+        if typ != _LIMIT:
+            self._new_special(c, out)
+            return
+        if tif not in spec.tifs or typ not in spec.order_types:
+            return self._reject(out, oid, trader, _R.UNSUPPORTED)
+        problem = self._qty_problem(qty)
+        if problem is not None:
+            return self._reject(out, oid, trader, problem)
+        if oid in self.book.orders or oid in self._stops:
+            return self._reject(out, oid, trader, _R.DUPLICATE_ORDER_ID)
+        problem = self._price_problem(price)  # type: ignore[arg-type]
+        if problem is not None:
+            return self._reject(out, oid, trader, problem)
+        if c.display_qty is not None or c.min_qty is not None or c.post_only or c.smp_id is not None:
+            problem = self._instruction_problem(c)
+            if problem is not None:
+                return self._reject(out, oid, trader, problem)
+        if tif == _FOK or c.min_qty is not None:
+            problem = self._fill_problem(c, price)
+            if problem is not None:
+                return self._reject(out, oid, trader, problem)
+        out.append(Accepted(self._next_seq(), oid, trader, side, price, qty, typ))
+        o = [oid, trader, side, price, qty, 0, c.display_qty or 0, c.smp_id, c.smp_mode, tif, c.post_only, 0]
+        self._work(o, out)
+
+    def _instruction_problem(self, c: NewOrder) -> str | None:
+        """Refusals of display quantity, minimum quantity, post-only and SMP mode."""
+        spec, tif = self.spec, c.tif
+        if c.smp_mode is not None and c.smp_mode not in _SMP_MODES:
+            raise InvalidCommand(f"unknown smp_mode: {c!r}")
+        if c.smp_id is not None and type(c.smp_id) is not int:
+            raise InvalidCommand(f"smp_id must be int or None: {c!r}")
+        d = c.display_qty
+        if d is not None:
+            if type(d) is not int:
+                raise InvalidCommand(f"display_qty must be int or None: {c!r}")
+            if not spec.iceberg or tif not in _RESTS or c.type != _LIMIT:
+                return _R.UNSUPPORTED
+            if d <= 0 or d > c.qty or d % spec.lot:
+                return _R.BAD_DISPLAY_QTY
+        m = c.min_qty
+        if m is not None:
+            if type(m) is not int:
+                raise InvalidCommand(f"min_qty must be int or None: {c!r}")
+            if tif != _IOC:
+                return _R.UNSUPPORTED
+            if m <= 0 or m > c.qty or m % spec.lot:
+                return _R.BAD_MIN_QTY
+        if c.post_only:
+            if not spec.post_only or tif not in _RESTS or c.type != _LIMIT:
+                return _R.UNSUPPORTED
+            opp = self.book.asks if c.side == 1 else self.book.bids
+            if opp.best is not None and (opp.best - c.price) * c.side <= 0:  # type: ignore[operator]
+                return _R.POST_ONLY_WOULD_CROSS
+        return None
+
+    def _fill_problem(self, c: NewOrder, limit: int | None) -> str | None:
+        """FOK and IOC minimum-quantity refusals (checked before anything trades)."""
+        mode = c.smp_mode if c.smp_mode is not None else self.spec.default_smp_mode
+        want = c.qty if c.tif == _FOK else c.min_qty
+        got, conflict = self._fillable(c.side, limit, want, c.smp_id)  # type: ignore[arg-type]
+        if c.tif == _FOK:
+            if got < c.qty or (conflict and mode != SmpMode.CANCEL_RESTING):
+                return _R.FOK_NOT_FILLABLE
+        elif got < want or (conflict and mode != SmpMode.CANCEL_RESTING):  # type: ignore[operator]
+            return _R.MIN_QTY_NOT_FILLABLE
+        return None
+
+    def _new_special(self, c: NewOrder, out: list) -> None:
+        """Validate and enter a market, market-limit, protected or stop order."""
+        spec = self.spec
+        oid, trader, side, qty, typ, tif = c.order_id, c.trader, c.side, c.qty, c.type, c.tif
+        if typ == _MARKET and spec.market_as_protected:
+            typ = _PROTECT
+            c = msgspec.structs.replace(c, type=_PROTECT)
+        if typ not in spec.order_types or tif not in spec.tifs:
+            return self._reject(out, oid, trader, _R.UNSUPPORTED)
+        stop = typ == _STOP or typ == _STOP_LIMIT
+        if stop and tif not in _RESTS:
+            return self._reject(out, oid, trader, _R.UNSUPPORTED)
+        if typ == _MARKET and tif in _RESTS:
+            tif = _IOC  # a plain market order never rests
+        problem = self._qty_problem(qty)
+        if problem is not None:
+            return self._reject(out, oid, trader, problem)
+        if oid in self.book.orders or oid in self._stops:
+            return self._reject(out, oid, trader, _R.DUPLICATE_ORDER_ID)
+        prot = c.protection
+        if prot is not None and (type(prot) is not int or prot < 0):
+            raise InvalidCommand(f"protection must be a non-negative int or None: {c!r}")
+        price = c.price if typ == _STOP_LIMIT else None
+        if price is not None:
+            problem = self._price_problem(price)
+            if problem is not None:
+                return self._reject(out, oid, trader, problem)
+        if stop:
+            sp = c.stop_price
+            if sp is None or type(sp) is not int:
+                raise InvalidCommand(f"stop orders need an int stop_price: {c!r}")
+            problem = self._price_problem(sp)
+            if problem is not None:
+                return self._reject(out, oid, trader, _R.BAD_STOP_PRICE if problem == _R.BAD_PRICE else problem)
+            last = self.last_price
+            if last is not None and (sp - last) * side <= 0:
+                return self._reject(out, oid, trader, _R.STOP_ALREADY_TRIGGERED)
+            if price is not None and (price - sp) * side < 0:
+                return self._reject(out, oid, trader, _R.BAD_STOP_PRICE)
+        if c.display_qty is not None or c.min_qty is not None or c.post_only or c.smp_id is not None:
+            problem = self._instruction_problem(c)
+            if problem is not None:
+                return self._reject(out, oid, trader, problem)
+        if stop:
+            time = self._next_time()
+            self._stops[oid] = (c, time)
+            heappush(self._buy_stops if side == 1 else self._sell_stops, (sp * side, time, oid))
+            out.append(Accepted(self._next_seq(), oid, trader, side, price, qty, typ))
+            return
+        opp = self.book.asks if side == 1 else self.book.bids
+        if opp.best is None:
+            return self._reject(out, oid, trader, _R.NO_LIQUIDITY)
+        limit = self._market_limit(typ, side, opp.best, prot)
+        if tif == _FOK or c.min_qty is not None:
+            problem = self._fill_problem(c, limit)
+            if problem is not None:
+                return self._reject(out, oid, trader, problem)
+        out.append(Accepted(self._next_seq(), oid, trader, side, limit, qty, typ))
+        o = [oid, trader, side, limit, qty, 0, 0, c.smp_id, c.smp_mode, tif, False, 0]
+        self._work(o, out)
+
+    def _market_limit(self, typ: int, side: int, base: int, protection: int | None) -> int | None:
+        """Working limit of a market kind: None (MARKET), base (MARKET_LIMIT), or protected."""
+        if typ == _MARKET:
+            return None
+        if typ == _MKT_LIMIT:
+            return base
+        ticks = protection if protection is not None else self.spec.protection_ticks
+        limit = base + side * ticks * self.spec.tick
+        return limit if limit > 0 else self.spec.tick
+
+    def _cancel(self, c: Cancel, out: list) -> None:
+        oid, trader = c.order_id, c.trader
+        if type(oid) is not int or type(trader) is not int:
+            raise InvalidCommand(f"order_id and trader must be int: {c!r}")
+        o = self.book.orders.get(oid)
+        if o is None:
+            stop = self._stops.get(oid)
+            if stop is None:
+                return self._reject(out, oid, trader, _R.UNKNOWN_ORDER)
+            if stop[0].trader != trader:
+                return self._reject(out, oid, trader, _R.NOT_OWNER)
+            del self._stops[oid]
+            out.append(Cancelled(self._next_seq(), oid, trader, stop[0].qty, _USER))
+            return
+        if o[TRADER] != trader:
+            return self._reject(out, oid, trader, _R.NOT_OWNER)
+        self._remove(o, out, _USER)
+
+    def _remove(self, o: list, out: list, reason: str | None) -> None:
+        """Take a resting order off the book; emit Cancelled (or Expired if reason is None)."""
+        side, price = o[SIDE], o[PRICE]
+        bs = self.book.bids if side == 1 else self.book.asks
+        level = bs.levels[price]
+        qty, hidden = o[QTY], o[HIDDEN]
+        o[QTY] = o[HIDDEN] = 0
+        del self.book.orders[o[ID]]
+        if self._top[side] is o:
+            self._top[side] = None
+        level.qty -= qty
+        level.hidden -= hidden
+        level.count -= 1
+        level.dead += 1
+        seq = self._next_seq
+        if reason is None:
+            out.append(Expired(seq(), o[ID], o[TRADER], qty + hidden))
+        else:
+            out.append(Cancelled(seq(), o[ID], o[TRADER], qty + hidden, reason))
+        if level.count:
+            if level.dead > 32 and level.dead > level.count:
+                level.compact()
+        else:
+            bs.remove_level(price)
+        out.append(BookUpdate(seq(), side, price, level.qty, level.count))
+
+    def _modify(self, c: Modify, out: list) -> None:
+        oid, trader, qty, price = c.order_id, c.trader, c.qty, c.price
+        if type(oid) is not int or type(trader) is not int or type(qty) is not int:
+            raise InvalidCommand(f"order_id, trader and qty must be int: {c!r}")
+        if price is not None and type(price) is not int:
+            raise InvalidCommand(f"price must be int or None: {c!r}")
+        o = self.book.orders.get(oid)
+        if o is None:
+            stop = self._stops.get(oid)
+            reason = _R.UNKNOWN_ORDER if stop is None else (_R.NOT_OWNER if stop[0].trader != trader else _R.UNSUPPORTED)
+            return self._reject(out, oid, trader, reason)
+        if o[TRADER] != trader:
+            return self._reject(out, oid, trader, _R.NOT_OWNER)
+        problem = self._qty_problem(qty)
+        if problem is not None:
+            return self._reject(out, oid, trader, problem)
+        side, old_price, open_qty = o[SIDE], o[PRICE], o[QTY] + o[HIDDEN]
+        new_price = old_price if price is None else price
+        if new_price != old_price:
+            problem = self._price_problem(new_price)
+            if problem is not None:
+                return self._reject(out, oid, trader, problem)
+        elif qty == open_qty:
+            return self._reject(out, oid, trader, _R.NO_CHANGE)
+        seq = self._next_seq
+        bs = self.book.bids if side == 1 else self.book.asks
+        if new_price == old_price and qty < open_qty:
+            level = bs.levels[old_price]
+            shown = o[QTY]
+            if qty >= shown:
+                level.hidden -= open_qty - qty
+                o[HIDDEN] = qty - shown
+            else:
+                level.hidden -= o[HIDDEN]
+                level.qty -= shown - qty
+                o[QTY], o[HIDDEN] = qty, 0
+            out.append(Modified(seq(), oid, trader, new_price, qty, True))
+            out.append(BookUpdate(seq(), side, old_price, level.qty, level.count))
+            return
+        opp = self.book.asks if side == 1 else self.book.bids
+        if o[POST_ONLY] and opp.best is not None and (opp.best - new_price) * side <= 0:
+            return self._reject(out, oid, trader, _R.POST_ONLY_WOULD_CROSS)
+        out.append(Modified(seq(), oid, trader, new_price, qty, False))
+        # Cancel/replace: the old entry dies in place, a fresh entry re-enters.
+        level = bs.levels[old_price]
+        level.qty -= o[QTY]
+        level.hidden -= o[HIDDEN]
+        level.count -= 1
+        level.dead += 1
+        o[QTY] = o[HIDDEN] = 0
+        del self.book.orders[oid]
+        if self._top[side] is o:
+            self._top[side] = None
+        if not level.count:
+            bs.remove_level(old_price)
+        out.append(BookUpdate(seq(), side, old_price, level.qty, level.count))
+        fresh = o[:]
+        fresh[PRICE], fresh[QTY] = new_price, qty
+        self._work(fresh, out)
+
+    def _mass_cancel(self, c: MassCancel, out: list) -> None:
+        trader = c.trader
+        if type(trader) is not int:
+            raise InvalidCommand(f"trader must be int: {c!r}")
+        for o in [o for o in self.book.orders.values() if o[TRADER] == trader]:
+            self._remove(o, out, _USER)
+        for oid, (cmd, _) in sorted(self._stops.items(), key=lambda kv: kv[1][1]):
+            if cmd.trader == trader:
+                del self._stops[oid]
+                out.append(Cancelled(self._next_seq(), oid, trader, cmd.qty, _USER))
+
+    def _end_session(self, c: EndSession, out: list) -> None:
+        for o in [o for o in self.book.orders.values() if o[TIF] == _DAY]:
+            self._remove(o, out, None)
+        for oid, (cmd, _) in sorted(self._stops.items(), key=lambda kv: kv[1][1]):
+            if cmd.tif == _DAY:
+                del self._stops[oid]
+                out.append(Expired(self._next_seq(), oid, cmd.trader, cmd.qty))
+
+    # ---- matching --------------------------------------------------------------------------
+    def _work(self, o: list, out: list) -> None:
+        """Match an accepted order, dispose of its remainder, then release elected stops."""
+        self._hi = self._lo = None
+        self._execute(o, out)
+        if self._hi is not None and (self._buy_stops or self._sell_stops):
+            self._release_stops(out)
+
+    def _execute(self, o: list, out: list) -> None:
+        """Trade order ``o`` (its QTY is the full size, PRICE its limit or None) and rest,
+        or cancel, what is left."""
+        side, limit = o[SIDE], o[PRICE]
+        rem = o[QTY]
+        opp = self.book.asks if side == 1 else self.book.bids
+        if opp.best is not None and (limit is None or (opp.best - limit) * side <= 0):
+            rem, smp_stop = self._match(o, rem, limit, opp, out)
+        else:
+            smp_stop = False
+        if not rem:
+            return
+        tif = o[TIF]
+        if smp_stop:
+            out.append(Cancelled(self._next_seq(), o[ID], o[TRADER], rem, _SELF_MATCH))
+        elif (tif != _GTC and tif != _DAY) or limit is None:
+            out.append(Cancelled(self._next_seq(), o[ID], o[TRADER], rem, _UNFILLED))
+        else:
+            self._rest(o, rem, out)
+
+    def _rest(self, o: list, rem: int, out: list) -> None:
+        side, price = o[SIDE], o[PRICE]
+        bs = self.book.bids if side == 1 else self.book.asks
+        level = bs.levels.get(price)
+        if level is None:
+            best = bs.best
+            level = bs.add_level(price)
+            if best is None or (price - best) * side > 0:
+                self._top[side] = o
+        display = o[DISPLAY]
+        if display and rem > display:
+            o[QTY], o[HIDDEN] = display, rem - display
+            level.hidden += rem - display
+        else:
+            o[QTY] = rem
+        o[TIME] = self._next_time()
+        level.queue.append(o)
+        level.qty += o[QTY]
+        level.count += 1
+        self.book.orders[o[ID]] = o
+        out.append(BookUpdate(self._next_seq(), side, price, level.qty, level.count))
+
+    def _match(
+        self,
+        taker: list,
+        rem: int,
+        limit: int | None,
+        opp: BookSide,
+        out: list,
+    ) -> tuple[int, bool]:
+        """Trade ``rem`` lots of ``taker`` against ``opp`` up to ``limit``.
+
+        Returns the untraded quantity and whether self-match prevention stopped the taker.
+        """
+        side = taker[SIDE]
+        tid, ttrader = taker[ID], taker[TRADER]
+        levels = opp.levels
+        allocate = self.rule.allocate
+        seq = self._next_seq
+        orders = self.book.orders
+        top_side = -side
+        smp, smp_mode = taker[SMP], taker[SMP_MODE]
+        if smp is not None and smp_mode is None:
+            smp_mode = self.spec.default_smp_mode
+        smp_stop = False
+        price = 0
+        while rem:
+            price = opp.best  # type: ignore[assignment]
+            if price is None or (limit is not None and (price - limit) * side > 0):
+                break
+            level = levels[price]
+            traded = touched = False
+            while rem and level.count:
+                top = self._top[top_side]
+                if top is not None and top[PRICE] != price:
+                    top = None
+                allocs = allocate(level, rem, top)
+                if smp is not None:
+                    conflict = next((i for i, (m, _) in enumerate(allocs) if m[SMP] == smp), None)
+                    if conflict is not None:
+                        maker = allocs[conflict][0]
+                        touched = True
+                        if smp_mode == SmpMode.CANCEL_RESTING:
+                            self._self_match_cancel(maker, level, out)
+                            continue
+                        allocs = allocs[:conflict]
+                        smp_stop = True
+                if allocs:
+                    traded = touched = True
+                for m, q in allocs:
+                    out.append(Fill(seq(), price, q, side, m[ID], tid, m[TRADER], ttrader))
+                    rem -= q
+                    shown = m[QTY]
+                    if q < shown:
+                        m[QTY] = shown - q
+                        level.qty -= q
+                        continue
+                    hidden = m[HIDDEN] - (q - shown)
+                    level.qty -= shown
+                    level.hidden -= q - shown
+                    m[QTY] = m[HIDDEN] = 0
+                    level.dead += 1
+                    if self._top[top_side] is m:
+                        self._top[top_side] = None
+                    if hidden:
+                        s = m[DISPLAY] if hidden > m[DISPLAY] else hidden
+                        fresh = m[:]
+                        fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, self._next_time()
+                        level.queue.append(fresh)
+                        level.qty += s
+                        level.hidden -= s
+                        orders[m[ID]] = fresh
+                        out.append(Refreshed(seq(), m[ID], m[TRADER], s))
+                    else:
+                        level.count -= 1
+                        del orders[m[ID]]
+                if smp_stop:
+                    if smp_mode == SmpMode.CANCEL_BOTH:
+                        self._self_match_cancel(maker, level, out)
+                    break
+                queue = level.queue
+                while queue and not queue[0][QTY]:
+                    queue.popleft()
+                    level.dead -= 1
+            if traded:
+                self.last_price = price
+                if self._lo is None or price < self._lo:
+                    self._lo = price
+                if self._hi is None or price > self._hi:
+                    self._hi = price
+            if touched:
+                out.append(BookUpdate(seq(), -side, price, level.qty, level.count))
+            if not level.count:
+                opp.remove_level(price)
+            if smp_stop:
+                break
+        return rem, smp_stop
+
+    def _self_match_cancel(self, o: list, level: Level, out: list) -> None:
+        """Cancel a resting order for self-match prevention, inside a level being matched."""
+        qty, hidden = o[QTY], o[HIDDEN]
+        o[QTY] = o[HIDDEN] = 0
+        level.qty -= qty
+        level.hidden -= hidden
+        level.count -= 1
+        level.dead += 1
+        del self.book.orders[o[ID]]
+        if self._top[o[SIDE]] is o:
+            self._top[o[SIDE]] = None
+        out.append(Cancelled(self._next_seq(), o[ID], o[TRADER], qty + hidden, _SELF_MATCH))
+
+    # ---- stops ----------------------------------------------------------------------------------
+    def _elect(self, pending: deque) -> None:
+        """Move every stop elected by the last aggressor's trades to ``pending``, in entry order."""
+        hi, lo = self._hi, self._lo
+        elected: list[tuple[int, NewOrder]] = []
+        stops = self._stops
+        for heap, bound in ((self._buy_stops, hi), (self._sell_stops, -lo)):  # type: ignore[operator]
+            while heap and heap[0][0] <= bound:
+                _, time, oid = heappop(heap)
+                entry = stops.get(oid)
+                if entry is not None and entry[1] == time:
+                    del stops[oid]
+                    elected.append((time, entry[0]))
+        elected.sort(key=lambda e: e[0])
+        pending.extend(c for _, c in elected)
+
+    def _release_stops(self, out: list) -> None:
+        pending: deque[NewOrder] = deque()
+        self._elect(pending)
+        while pending:
+            c = pending.popleft()
+            sp = c.stop_price
+            out.append(Triggered(self._next_seq(), c.order_id, c.trader, sp))  # type: ignore[arg-type]
+            if c.type == _STOP_LIMIT:
+                limit = c.price
+            else:
+                limit = self._market_limit(_PROTECT, c.side, sp, c.protection)  # type: ignore[arg-type]
+            o = [c.order_id, c.trader, c.side, limit, c.qty, 0, 0, c.smp_id, c.smp_mode, c.tif, False, 0]
+            self._hi = self._lo = None
+            self._execute(o, out)
+            if self._hi is not None:
+                self._elect(pending)
