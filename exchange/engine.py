@@ -119,13 +119,13 @@ def _is_int(x: object) -> bool:
 class MatchingEngine:
     """One instrument's order book and matching, driven by commands (see module docstring)."""
 
-    def __init__(self, spec: InstrumentSpec) -> None:
+    def __init__(self, spec: InstrumentSpec, *, fast_path: bool = True) -> None:
         self.spec = spec
+        self.fast_path = fast_path  # False: every command through the general handlers
         self.book = OrderBook()
         self.rule = spec.rule
         self.last_price: int | None = None  # price of the last trade
         self._next_seq = count(1).__next__
-        self._next_time = count(1).__next__
         self._top: dict[int, list | None] = {1: None, -1: None}
         self._stops: dict[int, tuple[NewOrder, int]] = {}  # order id -> (command, entry time)
         self._buy_stops: list[tuple[int, int, int]] = []  # heap of (trigger, time, order id)
@@ -143,27 +143,92 @@ class MatchingEngine:
     # ---- public API ------------------------------------------------------------------
     def submit(self, command: object) -> list:
         """Apply one command and return its events."""
-        out: list = []
-        handler = self._handlers.get(type(command))
-        if handler is None:
-            raise InvalidCommand(f"not a command: {command!r}")
-        handler(command, out)
-        return out
+        return self.submit_many((command,))
 
     def submit_many(self, commands: Iterable[object]) -> list:
-        """Apply commands in order and return all their events in one list."""
+        """Apply commands in order and return all their events in one list.
+
+        The batch loop handles the two commonest commands inline: a plain limit order that
+        does not cross (validated, then rested) and a valid cancel of a resting order.
+        Everything else, and anything that fails a fast check, goes to the general
+        handlers, which validate from scratch; both paths emit the same events
+        (``tests/test_fast_path.py`` proves it against ``fast_path=False``).
+        """
         out: list = []
+        append = out.append
         handlers = self._handlers
-        for command in commands:
-            handler = handlers.get(type(command))
-            if handler is None:
-                raise InvalidCommand(f"not a command: {command!r}", out)
-            try:
-                handler(command, out)
-            except InvalidCommand as exc:
-                exc.events = out
-                raise
+        if not self.fast_path:
+            for command in commands:
+                self._dispatch(handlers, command, out)
+            return out
+        nxt = self._next_seq
+        orders = self.book.orders
+        stops = self._stops
+        bids, asks = self.book.bids, self.book.asks
+        spec = self.spec
+        tick, lot, max_qty = spec.tick, spec.lot, spec.max_qty
+        plain_ok = spec.price_band is None and _LIMIT in spec.order_types and spec.tifs >= _RESTS
+        remove = self._remove
+        for c in commands:
+            t = type(c)
+            if t is NewOrder:
+                price, qty, oid, side, tif = c.price, c.qty, c.order_id, c.side, c.tif
+                if (
+                    plain_ok
+                    and c.type == _LIMIT
+                    and (tif == _GTC or tif == _DAY)
+                    and c.display_qty is None
+                    and c.min_qty is None
+                    and c.smp_id is None
+                    and not c.post_only
+                    and type(price) is int
+                    and type(qty) is int
+                    and type(oid) is int
+                    and type(c.trader) is int
+                    and (side == 1 or side == -1)
+                    and 0 < qty <= max_qty
+                    and 0 < price
+                    and not qty % lot
+                    and not price % tick
+                    and oid not in orders
+                    and oid not in stops
+                ):
+                    if side == 1:
+                        opp_best, own = asks.best, bids
+                    else:
+                        opp_best, own = bids.best, asks
+                    if opp_best is None or (opp_best - price) * side > 0:
+                        level = own.levels.get(price)
+                        if level is not None:
+                            s = nxt()
+                            o = [oid, c.trader, side, price, qty, 0, 0, None, c.smp_mode, tif, False, s]
+                            append(Accepted(s, oid, c.trader, side, price, qty, _LIMIT))
+                            level.queue.append(o)
+                            level.qty += qty
+                            level.count += 1
+                            orders[oid] = o
+                            append(BookUpdate(nxt(), side, price, level.qty, level.count))
+                            continue
+                self._dispatch(handlers, c, out)
+            elif t is Cancel:
+                o = orders.get(c.order_id)
+                if o is not None and o[TRADER] == c.trader and type(c.trader) is int:
+                    remove(o, out, _USER)
+                    continue
+                self._dispatch(handlers, c, out)
+            else:
+                self._dispatch(handlers, c, out)
         return out
+
+    def _dispatch(self, handlers: dict, command: object, out: list) -> None:
+        handler = handlers.get(type(command))
+        if handler is None:
+            raise InvalidCommand(f"not a command: {command!r}", out)
+        try:
+            handler(command, out)
+        except InvalidCommand as exc:
+            exc.events = out
+            raise
 
     @property
     def seq(self) -> int:
@@ -371,10 +436,10 @@ class MatchingEngine:
             if problem is not None:
                 return self._reject(out, oid, trader, problem)
         if stop:
-            time = self._next_time()
+            time = self._next_seq()
             self._stops[oid] = (c, time)
             heappush(self._buy_stops if side == 1 else self._sell_stops, (sp * side, time, oid))
-            out.append(Accepted(self._next_seq(), oid, trader, side, price, qty, typ))
+            out.append(Accepted(time, oid, trader, side, price, qty, typ))
             return
         opp = self.book.asks if side == 1 else self.book.bids
         if opp.best is None:
@@ -564,12 +629,12 @@ class MatchingEngine:
             level.hidden += rem - display
         else:
             o[QTY] = rem
-        o[TIME] = self._next_time()
+        o[TIME] = s = self._next_seq()
         level.queue.append(o)
         level.qty += o[QTY]
         level.count += 1
         self.book.orders[o[ID]] = o
-        out.append(BookUpdate(self._next_seq(), side, price, level.qty, level.count))
+        out.append(BookUpdate(s, side, price, level.qty, level.count))
 
     def _match(
         self,
@@ -636,12 +701,12 @@ class MatchingEngine:
                     if hidden:
                         s = m[DISPLAY] if hidden > m[DISPLAY] else hidden
                         fresh = m[:]
-                        fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, self._next_time()
+                        fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, seq()
                         level.queue.append(fresh)
                         level.qty += s
                         level.hidden -= s
                         orders[m[ID]] = fresh
-                        out.append(Refreshed(seq(), m[ID], m[TRADER], s))
+                        out.append(Refreshed(fresh[TIME], m[ID], m[TRADER], s))
                     else:
                         level.count -= 1
                         del orders[m[ID]]

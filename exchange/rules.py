@@ -23,8 +23,9 @@ Rules:
   ``fifo_pct`` percent of the remaining quantity (rounded down) FIFO, then the rest pro rata
   over what orders still have open, then leftover FIFO. Same FIFO exception.
 
-An order receiving lots in several steps of one round gets one combined allocation, placed
-where it was first allocated. Complexity per round: O(orders at the level).
+An order receiving lots in several steps of one round gets one combined allocation; a
+round lists TOP first, then the other orders in time priority. Complexity per round:
+O(orders at the level) for pro rata, O(orders filled) for FIFO.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from exchange.book import HIDDEN, QTY, Level
+from exchange.book import HIDDEN, ID, QTY, Level
 
 Allocation = list[tuple[list, int]]
 
@@ -67,52 +68,69 @@ def _fifo_exception(level: Level, qty: int) -> Allocation | None:
     return [(o, o[QTY] + o[HIDDEN]) for o in level.queue if o[QTY]]
 
 
-def _pro_rata(orders: list[list], open_qty: dict[int, int], qty: int, min_alloc: int) -> dict[int, int]:
-    """Pro-rata shares of ``qty`` by open quantity, rounded down, below ``min_alloc`` dropped."""
-    total = sum(open_qty[id(o)] for o in orders)
-    shares: dict[int, int] = {}
-    if total <= 0 or qty <= 0:
-        return shares
-    for o in orders:
-        oq = open_qty[id(o)]
-        share = min(oq * qty // total, oq)
-        if share >= min_alloc:
-            shares[id(o)] = share
-    return shares
+def pro_rata_allocate(level: Level, qty: int, top: list | None, min_alloc: int, fifo_pct: int = 0) -> Allocation:
+    """TOP, then ``fifo_pct``% FIFO, then pro rata (rounded down, ``min_alloc``), then FIFO.
 
-
-class _Allocator:
-    """Collects per-order lots in first-allocation order across the steps of one round."""
-
-    __slots__ = ("open", "lots", "order", "left")
-
-    def __init__(self, orders: list[list], qty: int) -> None:
-        self.open = {id(o): o[QTY] for o in orders}
-        self.lots: dict[int, int] = {}
-        self.order: list[list] = []
-        self.left = qty
-
-    def give(self, o: list, lots: int) -> None:
-        if lots <= 0:
-            return
-        key = id(o)
-        if key not in self.lots:
-            self.lots[key] = 0
-            self.order.append(o)
-        self.lots[key] += lots
-        self.open[key] -= lots
-        self.left -= lots
-
-    def fifo(self, orders: list[list], qty: int) -> None:
-        for o in orders:
-            if qty <= 0:
-                return
-            take = min(self.open[id(o)], qty)
-            self.give(o, take)
-            qty -= take
-
-    def result(self) -> Allocation:
-        return [(o, self.lots[id(o)]) for o in self.order]
+    Lots an order receives in several steps are combined; the result lists TOP first, then
+    the other orders in time priority. One pass over the queue per step; the pro-rata pass
+    skips orders too small to reach ``min_alloc`` (share >= m iff qty >= ceil(m*T/R)).
+    """
+    exc = _fifo_exception(level, qty)
+    if exc is not None:
+        return exc
+    out: Allocation = []
+    total = level.qty  # displayed quantity the pro-rata step divides, TOP excluded below
+    if top is not None:
+        t = top[QTY]
+        if t >= qty:
+            return [(top, qty)]
+        out.append((top, t))
+        qty -= t
+        total -= t
+    queue = level.queue
+    alloc: dict[int, int] = {}  # order id -> lots from the FIFO-split and pro-rata steps
+    if fifo_pct:
+        f = qty * fifo_pct // 100
+        for o in queue:
+            if not f:
+                break
+            q = o[QTY]
+            if q and o is not top:
+                take = q if q < f else f
+                alloc[o[ID]] = take
+                f -= take
+                qty -= take
+                total -= take
+    if qty and total > 0:
+        m = min_alloc if min_alloc > 1 else 1
+        qmin = -(-m * total // qty)
+        rate_num, rate_den = qty, total
+        for o in queue:
+            q = o[QTY]
+            if q >= qmin and o is not top:
+                prior = alloc.get(o[ID], 0) if fifo_pct else 0
+                q -= prior
+                if q >= qmin:
+                    share = q * rate_num // rate_den
+                    if share > q:
+                        share = q
+                    alloc[o[ID]] = prior + share
+                    qty -= share
+    left = qty
+    for o in queue:
+        q = o[QTY]
+        if not q or o is top:
+            continue
+        lots = alloc.pop(o[ID], 0) if alloc else 0
+        if left and lots < q:
+            extra = q - lots if q - lots < left else left
+            lots += extra
+            left -= extra
+        if lots:
+            out.append((o, lots))
+        if not left and not alloc:
+            break
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,21 +157,7 @@ class ProRata:
         return self.top
 
     def allocate(self, level: Level, qty: int, top: list | None) -> Allocation:
-        exc = _fifo_exception(level, qty)
-        if exc is not None:
-            return exc
-        orders = [o for o in level.queue if o[QTY]]
-        a = _Allocator(orders, qty)
-        if self.top and top is not None and top[QTY]:
-            a.give(top, min(top[QTY], a.left))
-        else:
-            top = None
-        rest = [o for o in orders if o is not top]
-        shares = _pro_rata(rest, a.open, a.left, self.min_alloc)
-        for o in rest:
-            a.give(o, shares.get(id(o), 0))
-        a.fifo(orders, a.left)
-        return a.result()
+        return pro_rata_allocate(level, qty, top if self.top else None, self.min_alloc)
 
 
 @dataclass(frozen=True)
@@ -174,17 +178,4 @@ class Split:
         return self.top
 
     def allocate(self, level: Level, qty: int, top: list | None) -> Allocation:
-        exc = _fifo_exception(level, qty)
-        if exc is not None:
-            return exc
-        orders = [o for o in level.queue if o[QTY]]
-        a = _Allocator(orders, qty)
-        if self.top and top is not None and top[QTY]:
-            a.give(top, min(top[QTY], a.left))
-        a.fifo(orders, a.left * self.fifo_pct // 100)
-        rest = [o for o in orders if a.open[id(o)] > 0]
-        shares = _pro_rata(rest, a.open, a.left, self.min_alloc)
-        for o in rest:
-            a.give(o, shares.get(id(o), 0))
-        a.fifo(orders, a.left)
-        return a.result()
+        return pro_rata_allocate(level, qty, top if self.top else None, self.min_alloc, self.fifo_pct)
