@@ -94,6 +94,7 @@ from exchange.events import (
     Triggered,
 )
 from exchange.instrument import InstrumentSpec
+from exchange.rules import Fifo
 
 _LIMIT, _MARKET, _PROTECT, _MKT_LIMIT, _STOP, _STOP_LIMIT = (
     OrderType.LIMIT,
@@ -164,51 +165,68 @@ class MatchingEngine:
         nxt = self._next_seq
         orders = self.book.orders
         stops = self._stops
+        tops = self._top
         bids, asks = self.book.bids, self.book.asks
         spec = self.spec
         tick, lot, max_qty = spec.tick, spec.lot, spec.max_qty
-        plain_ok = spec.price_band is None and _LIMIT in spec.order_types and spec.tifs >= _RESTS
-        remove = self._remove
+        plain_ok = spec.price_band is None
+        limit_tifs = spec.tifs & {_GTC, _DAY, _IOC} if _LIMIT in spec.order_types else frozenset()
+        market_kind = _PROTECT if spec.market_as_protected else _MARKET
+        market_ok = _MARKET in spec.order_types and market_kind in spec.order_types
+        market_tifs = spec.tifs - {_FOK} if market_ok else frozenset()
+        remove, work = self._remove, self._work
         for c in commands:
             t = type(c)
             if t is NewOrder:
-                price, qty, oid, side, tif = c.price, c.qty, c.order_id, c.side, c.tif
+                qty, oid, side, trader, tif = c.qty, c.order_id, c.side, c.trader, c.tif
                 if (
                     plain_ok
-                    and c.type == _LIMIT
-                    and (tif == _GTC or tif == _DAY)
                     and c.display_qty is None
                     and c.min_qty is None
                     and c.smp_id is None
                     and not c.post_only
-                    and type(price) is int
                     and type(qty) is int
                     and type(oid) is int
-                    and type(c.trader) is int
+                    and type(trader) is int
                     and (side == 1 or side == -1)
                     and 0 < qty <= max_qty
-                    and 0 < price
                     and not qty % lot
-                    and not price % tick
                     and oid not in orders
                     and oid not in stops
                 ):
+                    typ, price = c.type, c.price
                     if side == 1:
                         opp_best, own = asks.best, bids
                     else:
                         opp_best, own = bids.best, asks
-                    if opp_best is None or (opp_best - price) * side > 0:
-                        level = own.levels.get(price)
-                        if level is not None:
+                    if typ == _LIMIT:
+                        if tif in limit_tifs and type(price) is int and 0 < price and not price % tick:
                             s = nxt()
-                            o = [oid, c.trader, side, price, qty, 0, 0, None, c.smp_mode, tif, False, s]
-                            append(Accepted(s, oid, c.trader, side, price, qty, _LIMIT))
-                            level.queue.append(o)
-                            level.qty += qty
-                            level.count += 1
-                            orders[oid] = o
-                            append(BookUpdate(nxt(), side, price, level.qty, level.count))
+                            append(Accepted(s, oid, trader, side, price, qty, _LIMIT))
+                            o = [oid, trader, side, price, qty, 0, 0, None, c.smp_mode, tif, False, s]
+                            if tif != _IOC and (opp_best is None or (opp_best - price) * side > 0):
+                                level = own.levels.get(price)
+                                if level is None:
+                                    best = own.best
+                                    level = own.add_level(price)
+                                    if best is None or (price - best) * side > 0:
+                                        tops[side] = o
+                                level.queue.append(o)
+                                level.qty += qty
+                                level.count += 1
+                                orders[oid] = o
+                                append(BookUpdate(nxt(), side, price, level.qty, level.count))
+                            else:
+                                work(o, out)
                             continue
+                    elif typ == _MARKET and tif in market_tifs and opp_best is not None and c.protection is None:
+                        if market_kind == _MARKET:
+                            limit, tif = None, _IOC  # a plain market order never rests
+                        else:
+                            limit = self._market_limit(_PROTECT, side, opp_best, None)
+                        append(Accepted(nxt(), oid, trader, side, limit, qty, market_kind))
+                        work([oid, trader, side, limit, qty, 0, 0, None, c.smp_mode, tif, False, 0], out)
+                        continue
                 self._dispatch(handlers, c, out)
             elif t is Cancel:
                 o = orders.get(c.order_id)
@@ -655,6 +673,8 @@ class MatchingEngine:
         seq = self._next_seq
         orders = self.book.orders
         top_side = -side
+        tops = self._top
+        fifo = self.fast_path and type(self.rule) is Fifo
         smp, smp_mode = taker[SMP], taker[SMP_MODE]
         if smp is not None and smp_mode is None:
             smp_mode = self.spec.default_smp_mode
@@ -666,7 +686,57 @@ class MatchingEngine:
                 break
             level = levels[price]
             traded = touched = False
-            while rem and level.count:
+            if fifo:
+                # Price-time priority walked in place: equal to Fifo.allocate rounds (an
+                # exhausted iceberg's fresh slice joins the back and is reached in turn).
+                queue = level.queue
+                while rem and queue:
+                    m = queue[0]
+                    q = m[QTY]
+                    if not q:
+                        queue.popleft()
+                        level.dead -= 1
+                        continue
+                    if smp is not None and m[SMP] == smp:
+                        touched = True
+                        if smp_mode == SmpMode.CANCEL_RESTING:
+                            queue.popleft()
+                            level.dead -= 1
+                            self._self_match_cancel(m, level, out)
+                            continue
+                        maker = m
+                        smp_stop = True
+                        break
+                    traded = touched = True
+                    if q > rem:
+                        out.append(Fill(seq(), price, rem, side, m[ID], tid, m[TRADER], ttrader))
+                        m[QTY] = q - rem
+                        level.qty -= rem
+                        rem = 0
+                        break
+                    out.append(Fill(seq(), price, q, side, m[ID], tid, m[TRADER], ttrader))
+                    rem -= q
+                    level.qty -= q
+                    queue.popleft()
+                    hidden = m[HIDDEN]
+                    m[QTY] = m[HIDDEN] = 0
+                    if tops[top_side] is m:
+                        tops[top_side] = None
+                    if hidden:
+                        s = m[DISPLAY] if hidden > m[DISPLAY] else hidden
+                        fresh = m[:]
+                        fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, seq()
+                        queue.append(fresh)
+                        level.qty += s
+                        level.hidden -= hidden
+                        orders[m[ID]] = fresh
+                        out.append(Refreshed(fresh[TIME], m[ID], m[TRADER], s))
+                    else:
+                        level.count -= 1
+                        del orders[m[ID]]
+                if smp_stop and smp_mode == SmpMode.CANCEL_BOTH:
+                    self._self_match_cancel(maker, level, out)
+            while not fifo and rem and level.count:
                 top = self._top[top_side]
                 if top is not None and top[PRICE] != price:
                     top = None
