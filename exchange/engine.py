@@ -728,7 +728,7 @@ class MatchingEngine:
                         fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, seq()
                         queue.append(fresh)
                         level.qty += s
-                        level.hidden -= hidden
+                        level.hidden -= s
                         orders[m[ID]] = fresh
                         out.append(Refreshed(fresh[TIME], m[ID], m[TRADER], s))
                     else:
