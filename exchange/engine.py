@@ -203,7 +203,7 @@ class MatchingEngine:
                         if tif in limit_tifs and type(price) is int and 0 < price and not price % tick:
                             s = nxt()
                             append(Accepted(s, oid, trader, side, price, qty, _LIMIT))
-                            o = [oid, trader, side, price, qty, 0, 0, None, c.smp_mode, tif, False, s]
+                            o = [oid, trader, side, price, qty, 0, 0, None, c.smp_mode, tif, False, 0]
                             if tif != _IOC and (opp_best is None or (opp_best - price) * side > 0):
                                 level = own.levels.get(price)
                                 if level is None:
@@ -211,11 +211,12 @@ class MatchingEngine:
                                     level = own.add_level(price)
                                     if best is None or (price - best) * side > 0:
                                         tops[side] = o
+                                o[TIME] = s = nxt()  # priority stamp: the seq of the BookUpdate showing it
                                 level.queue.append(o)
                                 level.qty += qty
                                 level.count += 1
                                 orders[oid] = o
-                                append(BookUpdate(nxt(), side, price, level.qty, level.count))
+                                append(BookUpdate(s, side, price, level.qty, level.count))
                             else:
                                 work(o, out)
                             continue
