@@ -127,6 +127,7 @@ class MatchingEngine:
         self.rule = spec.rule
         self.last_price: int | None = None  # price of the last trade
         self._next_seq = count(1).__next__
+        self._last_seq = 0
         self._top: dict[int, list | None] = {1: None, -1: None}
         self._stops: dict[int, tuple[NewOrder, int]] = {}  # order id -> (command, entry time)
         self._buy_stops: list[tuple[int, int, int]] = []  # heap of (trigger, time, order id)
@@ -147,21 +148,30 @@ class MatchingEngine:
         return self.submit_many((command,))
 
     def submit_many(self, commands: Iterable[object]) -> list:
-        """Apply commands in order and return all their events in one list.
+        """Apply commands in order and return all their events in one list."""
+        out: list = []
+        try:
+            self._run(commands, out)
+        finally:
+            if out:  # every seq drawn belongs to an event in ``out``
+                self._last_seq = out[-1].seq
+        return out
 
-        The batch loop handles the two commonest commands inline: a plain limit order that
-        does not cross (validated, then rested) and a valid cancel of a resting order.
-        Everything else, and anything that fails a fast check, goes to the general
+    def _run(self, commands: Iterable[object], out: list) -> None:
+        """The batch loop of ``submit_many``.
+
+        It handles the commonest commands inline: a plain limit order (rested in place
+        when it does not cross), a plain market order, and a valid cancel of a resting
+        order (through ``_remove``). Everything else, and anything that fails a fast check, goes to the general
         handlers, which validate from scratch; both paths emit the same events
         (``tests/test_fast_path.py`` proves it against ``fast_path=False``).
         """
-        out: list = []
         append = out.append
         handlers = self._handlers
         if not self.fast_path:
             for command in commands:
                 self._dispatch(handlers, command, out)
-            return out
+            return
         nxt = self._next_seq
         orders = self.book.orders
         stops = self._stops
@@ -237,7 +247,6 @@ class MatchingEngine:
                 self._dispatch(handlers, c, out)
             else:
                 self._dispatch(handlers, c, out)
-        return out
 
     def _dispatch(self, handlers: dict, command: object, out: list) -> None:
         handler = handlers.get(type(command))
@@ -252,7 +261,7 @@ class MatchingEngine:
     @property
     def seq(self) -> int:
         """Sequence number of the last event emitted (0 before any)."""
-        return self._next_seq.__self__.__reduce__()[1][0] - 1  # type: ignore[attr-defined]
+        return self._last_seq
 
     def top_order(self, side: int) -> int | None:
         """Order id of the side's TOP order, if it has one."""
