@@ -132,8 +132,18 @@ class MatchingEngine:
         self._stops: dict[int, tuple[NewOrder, int]] = {}  # order id -> (command, entry time)
         self._buy_stops: list[tuple[int, int, int]] = []  # heap of (trigger, time, order id)
         self._sell_stops: list[tuple[int, int, int]] = []  # heap of (-trigger, time, order id)
-        self._hi: int | None = None  # highest / lowest trade price of the current aggressor
-        self._lo: int | None = None
+        self._fifo_inline = fast_path and type(spec.rule) is Fifo  # walk FIFO queues in place
+        market_kind = _PROTECT if spec.market_as_protected else _MARKET
+        market_ok = _MARKET in spec.order_types and market_kind in spec.order_types
+        self._fast_config = (  # what the batch fast path may handle without the general handlers
+            spec.tick,
+            spec.lot,
+            spec.max_qty,
+            spec.price_band is None,
+            spec.tifs & {_GTC, _DAY, _IOC} if _LIMIT in spec.order_types else frozenset(),
+            market_kind,
+            spec.tifs - {_FOK} if market_ok else frozenset(),
+        )
         self._handlers = {
             NewOrder: self._new_order,
             Cancel: self._cancel,
@@ -177,13 +187,7 @@ class MatchingEngine:
         stops = self._stops
         tops = self._top
         bids, asks = self.book.bids, self.book.asks
-        spec = self.spec
-        tick, lot, max_qty = spec.tick, spec.lot, spec.max_qty
-        plain_ok = spec.price_band is None
-        limit_tifs = spec.tifs & {_GTC, _DAY, _IOC} if _LIMIT in spec.order_types else frozenset()
-        market_kind = _PROTECT if spec.market_as_protected else _MARKET
-        market_ok = _MARKET in spec.order_types and market_kind in spec.order_types
-        market_tifs = spec.tifs - {_FOK} if market_ok else frozenset()
+        tick, lot, max_qty, plain_ok, limit_tifs, market_kind, market_tifs = self._fast_config
         remove, work = self._remove, self._work
         for c in commands:
             t = type(c)
@@ -617,64 +621,37 @@ class MatchingEngine:
     # ---- matching --------------------------------------------------------------------------
     def _work(self, o: list, out: list) -> None:
         """Match an accepted order, dispose of its remainder, then release elected stops."""
-        self._hi = self._lo = None
-        self._execute(o, out)
-        if self._hi is not None and (self._buy_stops or self._sell_stops):
-            self._release_stops(out)
+        traded = self._trade(o, out)
+        if traded is not None and (self._buy_stops or self._sell_stops):
+            self._release_stops(traded, out)
 
-    def _execute(self, o: list, out: list) -> None:
-        """Trade order ``o`` (its QTY is the full size, PRICE its limit or None) and rest,
-        or cancel, what is left."""
-        side, limit = o[SIDE], o[PRICE]
-        rem = o[QTY]
+    def _trade(self, taker: list, out: list) -> tuple[int, int] | None:
+        """Trade order ``taker`` (QTY its full size, PRICE its limit or None), then rest or
+        cancel what is left. Returns its (first, last) traded price, or None if none traded."""
+        side, limit, rem = taker[SIDE], taker[PRICE], taker[QTY]
         opp = self.book.asks if side == 1 else self.book.bids
-        if opp.best is not None and (limit is None or (opp.best - limit) * side <= 0):
-            rem, smp_stop = self._match(o, rem, limit, opp, out)
-        else:
-            smp_stop = False
-        if not rem:
-            return
-        tif = o[TIF]
-        if smp_stop:
-            out.append(Cancelled(self._next_seq(), o[ID], o[TRADER], rem, _SELF_MATCH))
-        elif (tif != _GTC and tif != _DAY) or limit is None:
-            out.append(Cancelled(self._next_seq(), o[ID], o[TRADER], rem, _UNFILLED))
-        else:
-            self._rest(o, rem, out)
+        price = opp.best
+        first = last = None
+        smp_stop = False
+        if price is not None and (limit is None or (price - limit) * side <= 0):
+            first, last, rem, smp_stop = self._sweep(taker, rem, limit, opp, out)
+        if rem:
+            tif = taker[TIF]
+            if smp_stop:
+                out.append(Cancelled(self._next_seq(), taker[ID], taker[TRADER], rem, _SELF_MATCH))
+            elif (tif != _GTC and tif != _DAY) or limit is None:
+                out.append(Cancelled(self._next_seq(), taker[ID], taker[TRADER], rem, _UNFILLED))
+            else:
+                self._rest(taker, rem, out)
+        return None if first is None else (first, last)  # type: ignore[return-value]
 
-    def _rest(self, o: list, rem: int, out: list) -> None:
-        side, price = o[SIDE], o[PRICE]
-        bs = self.book.bids if side == 1 else self.book.asks
-        level = bs.levels.get(price)
-        if level is None:
-            best = bs.best
-            level = bs.add_level(price)
-            if best is None or (price - best) * side > 0:
-                self._top[side] = o
-        display = o[DISPLAY]
-        if display and rem > display:
-            o[QTY], o[HIDDEN] = display, rem - display
-            level.hidden += rem - display
-        else:
-            o[QTY] = rem
-        o[TIME] = s = self._next_seq()
-        level.queue.append(o)
-        level.qty += o[QTY]
-        level.count += 1
-        self.book.orders[o[ID]] = o
-        out.append(BookUpdate(s, side, price, level.qty, level.count))
+    def _sweep(
+        self, taker: list, rem: int, limit: int | None, opp: BookSide, out: list
+    ) -> tuple[int | None, int | None, int, bool]:
+        """Trade ``rem`` lots of ``taker`` level by level against ``opp`` up to ``limit``.
 
-    def _match(
-        self,
-        taker: list,
-        rem: int,
-        limit: int | None,
-        opp: BookSide,
-        out: list,
-    ) -> tuple[int, bool]:
-        """Trade ``rem`` lots of ``taker`` against ``opp`` up to ``limit``.
-
-        Returns the untraded quantity and whether self-match prevention stopped the taker.
+        Returns (first traded price, last traded price, untraded lots, whether self-match
+        prevention stopped the taker).
         """
         side = taker[SIDE]
         tid, ttrader = taker[ID], taker[TRADER]
@@ -684,16 +661,14 @@ class MatchingEngine:
         orders = self.book.orders
         top_side = -side
         tops = self._top
-        fifo = self.fast_path and type(self.rule) is Fifo
+        fifo = self._fifo_inline
         smp, smp_mode = taker[SMP], taker[SMP_MODE]
         if smp is not None and smp_mode is None:
             smp_mode = self.spec.default_smp_mode
         smp_stop = False
-        price = 0
-        while rem:
-            price = opp.best  # type: ignore[assignment]
-            if price is None or (limit is not None and (price - limit) * side > 0):
-                break
+        first = last = None
+        price = opp.best
+        while price is not None and (limit is None or (price - limit) * side <= 0):
             level = levels[price]
             traded = touched = False
             if fifo:
@@ -799,18 +774,42 @@ class MatchingEngine:
                     queue.popleft()
                     level.dead -= 1
             if traded:
-                self.last_price = price
-                if self._lo is None or price < self._lo:
-                    self._lo = price
-                if self._hi is None or price > self._hi:
-                    self._hi = price
+                last = price
+                if first is None:
+                    first = price
             if touched:
                 out.append(BookUpdate(seq(), -side, price, level.qty, level.count))
             if not level.count:
                 opp.remove_level(price)
-            if smp_stop:
+            if smp_stop or not rem:
                 break
-        return rem, smp_stop
+            price = opp.best
+        if last is not None:
+            self.last_price = last
+        return first, last, rem, smp_stop
+
+
+    def _rest(self, o: list, rem: int, out: list) -> None:
+        side, price = o[SIDE], o[PRICE]
+        bs = self.book.bids if side == 1 else self.book.asks
+        level = bs.levels.get(price)
+        if level is None:
+            best = bs.best
+            level = bs.add_level(price)
+            if best is None or (price - best) * side > 0:
+                self._top[side] = o
+        display = o[DISPLAY]
+        if display and rem > display:
+            o[QTY], o[HIDDEN] = display, rem - display
+            level.hidden += rem - display
+        else:
+            o[QTY] = rem
+        o[TIME] = s = self._next_seq()
+        level.queue.append(o)
+        level.qty += o[QTY]
+        level.count += 1
+        self.book.orders[o[ID]] = o
+        out.append(BookUpdate(s, side, price, level.qty, level.count))
 
     def _self_match_cancel(self, o: list, level: Level, out: list) -> None:
         """Cancel a resting order for self-match prevention, inside a level being matched."""
@@ -826,9 +825,10 @@ class MatchingEngine:
         out.append(Cancelled(self._next_seq(), o[ID], o[TRADER], qty + hidden, _SELF_MATCH))
 
     # ---- stops ----------------------------------------------------------------------------------
-    def _elect(self, pending: deque) -> None:
-        """Move every stop elected by the last aggressor's trades to ``pending``, in entry order."""
-        hi, lo = self._hi, self._lo
+    def _elect(self, traded: tuple[int, int], pending: deque) -> None:
+        """Move every stop elected by trades between the prices ``traded`` to ``pending``,
+        in entry order."""
+        lo, hi = min(traded), max(traded)
         elected: list[tuple[int, NewOrder]] = []
         stops = self._stops
         for heap, bound in ((self._buy_stops, hi), (self._sell_stops, -lo)):  # type: ignore[operator]
@@ -841,9 +841,9 @@ class MatchingEngine:
         elected.sort(key=lambda e: e[0])
         pending.extend(c for _, c in elected)
 
-    def _release_stops(self, out: list) -> None:
+    def _release_stops(self, traded: tuple[int, int], out: list) -> None:
         pending: deque[NewOrder] = deque()
-        self._elect(pending)
+        self._elect(traded, pending)
         while pending:
             c = pending.popleft()
             sp = c.stop_price
@@ -853,7 +853,6 @@ class MatchingEngine:
             else:
                 limit = self._market_limit(_PROTECT, c.side, sp, c.protection)  # type: ignore[arg-type]
             o = [c.order_id, c.trader, c.side, limit, c.qty, 0, 0, c.smp_id, c.smp_mode, c.tif, False, 0]
-            self._hi = self._lo = None
-            self._execute(o, out)
-            if self._hi is not None:
-                self._elect(pending)
+            rng = self._trade(o, out)
+            if rng is not None:
+                self._elect(rng, pending)
