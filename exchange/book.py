@@ -28,7 +28,7 @@ ORDER_FIELDS = (
 class Level:
     """One price level: a FIFO queue of orders with live totals."""
 
-    __slots__ = ("price", "queue", "qty", "hidden", "count", "dead")
+    __slots__ = ("price", "queue", "qty", "hidden", "count", "dead", "biggest")
 
     def __init__(self, price: int) -> None:
         self.price = price
@@ -37,6 +37,7 @@ class Level:
         self.hidden = 0  # hidden (iceberg reserve) quantity of live orders
         self.count = 0  # live orders
         self.dead = 0  # dead entries still in the queue
+        self.biggest = 0  # upper bound of any live order's displayed quantity (never lowered)
 
     def live(self) -> Iterator[list]:
         """Live orders in time priority."""
@@ -156,6 +157,7 @@ class OrderBook:
                 assert lv.qty == sum(o[QTY] for o in live), f"level {price}: qty total wrong"
                 assert lv.hidden == sum(o[HIDDEN] for o in live), f"level {price}: hidden total wrong"
                 assert lv.dead == len(lv.queue) - len(live), f"level {price}: dead count wrong"
+                assert lv.biggest >= max(o[QTY] for o in live), f"level {price}: biggest is not a bound"
                 times = [o[TIME] for o in live]
                 assert times == sorted(times), f"level {price}: queue out of time order"
                 for o in live:

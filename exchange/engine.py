@@ -227,6 +227,8 @@ class MatchingEngine:
                                         tops[side] = o
                                 o[TIME] = s = nxt()  # priority stamp: the seq of the BookUpdate showing it
                                 level.queue.append(o)
+                                if qty > level.biggest:
+                                    level.biggest = qty
                                 level.qty += qty
                                 level.count += 1
                                 orders[oid] = o
@@ -712,6 +714,8 @@ class MatchingEngine:
                         fresh = m[:]
                         fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, seq()
                         queue.append(fresh)
+                        if s > level.biggest:
+                            level.biggest = s
                         level.qty += s
                         level.hidden -= s
                         orders[m[ID]] = fresh
@@ -758,6 +762,8 @@ class MatchingEngine:
                         fresh = m[:]
                         fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, seq()
                         level.queue.append(fresh)
+                        if s > level.biggest:
+                            level.biggest = s
                         level.qty += s
                         level.hidden -= s
                         orders[m[ID]] = fresh
@@ -806,6 +812,8 @@ class MatchingEngine:
             o[QTY] = rem
         o[TIME] = s = self._next_seq()
         level.queue.append(o)
+        if o[QTY] > level.biggest:
+            level.biggest = o[QTY]
         level.qty += o[QTY]
         level.count += 1
         self.book.orders[o[ID]] = o

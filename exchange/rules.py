@@ -73,7 +73,8 @@ def pro_rata_allocate(level: Level, qty: int, top: list | None, min_alloc: int, 
 
     Lots an order receives in several steps are combined; the result lists TOP first, then
     the other orders in time priority. One pass over the queue per step; the pro-rata pass
-    skips orders too small to reach ``min_alloc`` (share >= m iff qty >= ceil(m*T/R)).
+    skips orders too small to reach ``min_alloc`` (share >= m iff qty >= ceil(m*T/R)), and
+    is skipped outright when the level's ``biggest`` bound says no order is that big.
     """
     exc = _fifo_exception(level, qty)
     if exc is not None:
@@ -101,9 +102,9 @@ def pro_rata_allocate(level: Level, qty: int, top: list | None, min_alloc: int, 
                 f -= take
                 qty -= take
                 total -= take
-    if qty and total > 0:
-        m = min_alloc if min_alloc > 1 else 1
-        qmin = -(-m * total // qty)
+    m = min_alloc if min_alloc > 1 else 1
+    qmin = -(-m * total // qty) if qty and total > 0 else 0
+    if qmin and qmin <= level.biggest:  # else no order is big enough for a pro-rata share
         rate_num, rate_den = qty, total
         for o in queue:
             q = o[QTY]
