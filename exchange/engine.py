@@ -38,11 +38,11 @@ trades at once if it crosses (a post-only modify that would cross is refused ins
 
 Self-match prevention. Orders with the same ``smp_id`` never trade together; orders with
 no id are not checked. The aggressor's mode (or the instrument's default) decides, when an
-allocation would pair it with a resting order of its id: CANCEL_RESTING cancels that
-resting order, the level is allocated again without it and the aggressor goes on (so under
-FIFO exactly the orders that would have executed are cancelled); CANCEL_AGGRESSING executes
-the allocations listed before the conflicting one, then cancels the aggressor's whole
-remainder, which never rests; CANCEL_BOTH does the same and also cancels the resting order.
+allocation would pair it with a resting order of its id, the allocations listed before
+the conflicting one execute; then CANCEL_RESTING cancels that resting order, allocates the
+rest again without it and the aggressor goes on (so under FIFO exactly the orders that
+would have executed are cancelled); CANCEL_AGGRESSING cancels the aggressor's whole
+remainder, which never rests; CANCEL_BOTH does that and also cancels the resting order.
 
 Events, in order, for one command: ``Accepted`` or ``Rejected``; then, per price level
 traded, in allocation order, each ``Fill`` (with any ``Cancelled``/self-match and
@@ -236,7 +236,13 @@ class MatchingEngine:
                             else:
                                 work(o, out)
                             continue
-                    elif typ == _MARKET and tif in market_tifs and opp_best is not None and c.protection is None:
+                    elif (
+                        typ == _MARKET
+                        and tif in market_tifs
+                        and opp_best is not None
+                        and c.protection is None
+                        and (price is None or type(price) is int)
+                    ):
                         if market_kind == _MARKET:
                             limit, tif = None, _IOC  # a plain market order never rests
                         else:
@@ -246,7 +252,8 @@ class MatchingEngine:
                         continue
                 self._dispatch(handlers, c, out)
             elif t is Cancel:
-                o = orders.get(c.order_id)
+                oid = c.order_id
+                o = orders.get(oid) if type(oid) is int else None
                 if o is not None and o[TRADER] == c.trader and type(c.trader) is int:
                     remove(o, out, _USER)
                     continue
@@ -326,166 +333,145 @@ class MatchingEngine:
             return _R.BAD_LOT
         return None
 
-    def _fillable(self, side: int, limit: int | None, want: int, smp: int | None) -> tuple[int, bool]:
-        """Lots immediately available to an aggressor (up to ``want``), and whether an order
-        with the aggressor's SMP id lies within its limit."""
+    def _fillable(self, side: int, limit: int | None, want: int, smp: int | None, stop_at_self: bool) -> int:
+        """Lots an aggressor could take at once within ``limit`` (counting stops at ``want``).
+
+        Resting orders with the aggressor's SMP id are skipped when they would be cancelled
+        (``stop_at_self`` False: CANCEL_RESTING). When meeting one would stop the aggressor
+        (``stop_at_self``), FIFO counts the displayed lots queued before it and stops there;
+        pro rata, whose allocations at a level are simultaneous, counts nothing of that
+        level (a conservative answer: such an order may or may not receive lots).
+        """
         opp = self.book.asks if side == 1 else self.book.bids
-        prices = sorted(opp.levels, key=lambda p: p * side)
-        got, conflict = 0, False
-        for p in prices:
-            if limit is not None and (p - limit) * side > 0:
+        fifo = type(self.rule) is Fifo
+        got = 0
+        for p in sorted(opp.levels, key=lambda p: p * side):
+            if got >= want or (limit is not None and (p - limit) * side > 0):
                 break
-            for o in opp.levels[p].live():
-                if smp is not None and o[SMP] == smp:
-                    conflict = True
-                else:
-                    got += o[QTY] + o[HIDDEN]
-            if got >= want:
-                break
-        return got, conflict
+            level = opp.levels[p]
+            if smp is None:
+                got += level.qty + level.hidden
+                continue
+            shown = total = 0
+            for o in level.live():
+                if o[SMP] == smp:
+                    if stop_at_self:
+                        return got + shown if fifo else got
+                    continue
+                shown += o[QTY]
+                total += o[QTY] + o[HIDDEN]
+            got += total
+        return got
 
     # ---- commands ------------------------------------------------------------------------
-    def _new_order(self, c: NewOrder, out: list) -> None:
-        oid, trader, side, qty, price, typ, tif = c.order_id, c.trader, c.side, c.qty, c.price, c.type, c.tif
-        if type(oid) is not int or type(trader) is not int or type(qty) is not int:
+    def _misuse(self, c: NewOrder) -> None:
+        """Raise InvalidCommand unless every field of ``c`` has a usable type and value."""
+        typ = c.type
+        if type(c.order_id) is not int or type(c.trader) is not int or type(c.qty) is not int:
             raise InvalidCommand(f"order_id, trader and qty must be int: {c!r}")
-        if side != 1 and side != -1:
+        if c.side != 1 and c.side != -1:
             raise InvalidCommand(f"side must be 1 (buy) or -1 (sell): {c!r}")
-        if typ not in _ORDER_TYPES or tif not in _TIFS:
+        if typ not in _ORDER_TYPES or c.tif not in _TIFS:
             raise InvalidCommand(f"unknown order type or time in force: {c!r}")
-        if price is not None and type(price) is not int:
-            raise InvalidCommand(f"price must be int or None: {c!r}")
-        if (typ == _LIMIT or typ == _STOP_LIMIT) and price is None:
-            raise InvalidCommand(f"{OrderType(typ).name} order needs a price: {c!r}")
-        spec = self.spec
-        if typ != _LIMIT:
-            self._new_special(c, out)
-            return
-        if tif not in spec.tifs or typ not in spec.order_types:
-            return self._reject(out, oid, trader, _R.UNSUPPORTED)
-        problem = self._qty_problem(qty)
-        if problem is not None:
-            return self._reject(out, oid, trader, problem)
-        if oid in self.book.orders or oid in self._stops:
-            return self._reject(out, oid, trader, _R.DUPLICATE_ORDER_ID)
-        problem = self._price_problem(price)  # type: ignore[arg-type]
-        if problem is not None:
-            return self._reject(out, oid, trader, problem)
-        if c.display_qty is not None or c.min_qty is not None or c.post_only or c.smp_id is not None:
-            problem = self._instruction_problem(c)
-            if problem is not None:
-                return self._reject(out, oid, trader, problem)
-        if tif == _FOK or c.min_qty is not None:
-            problem = self._fill_problem(c, price)
-            if problem is not None:
-                return self._reject(out, oid, trader, problem)
-        out.append(Accepted(self._next_seq(), oid, trader, side, price, qty, typ))
-        o = [oid, trader, side, price, qty, 0, c.display_qty or 0, c.smp_id, c.smp_mode, tif, c.post_only, 0]
-        self._work(o, out)
-
-    def _instruction_problem(self, c: NewOrder) -> str | None:
-        """Refusals of display quantity, minimum quantity, post-only and SMP mode."""
-        spec, tif = self.spec, c.tif
         if c.smp_mode is not None and c.smp_mode not in _SMP_MODES:
             raise InvalidCommand(f"unknown smp_mode: {c!r}")
-        if c.smp_id is not None and type(c.smp_id) is not int:
-            raise InvalidCommand(f"smp_id must be int or None: {c!r}")
-        d = c.display_qty
-        if d is not None:
-            if type(d) is not int:
-                raise InvalidCommand(f"display_qty must be int or None: {c!r}")
-            if not spec.iceberg or tif not in _RESTS or c.type != _LIMIT:
-                return _R.UNSUPPORTED
-            if d <= 0 or d > c.qty or d % spec.lot:
-                return _R.BAD_DISPLAY_QTY
-        m = c.min_qty
-        if m is not None:
-            if type(m) is not int:
-                raise InvalidCommand(f"min_qty must be int or None: {c!r}")
-            if tif != _IOC:
-                return _R.UNSUPPORTED
-            if m <= 0 or m > c.qty or m % spec.lot:
-                return _R.BAD_MIN_QTY
-        if c.post_only:
-            if not spec.post_only or tif not in _RESTS or c.type != _LIMIT:
-                return _R.UNSUPPORTED
-            opp = self.book.asks if c.side == 1 else self.book.bids
-            if opp.best is not None and (opp.best - c.price) * c.side <= 0:  # type: ignore[operator]
-                return _R.POST_ONLY_WOULD_CROSS
-        return None
+        for name in ("price", "stop_price", "display_qty", "min_qty", "smp_id", "protection"):
+            value = getattr(c, name)
+            if value is not None and type(value) is not int:
+                raise InvalidCommand(f"{name} must be int or None: {c!r}")
+        if type(c.post_only) is not bool:
+            raise InvalidCommand(f"post_only must be a bool: {c!r}")
+        if (typ == _LIMIT or typ == _STOP_LIMIT) and c.price is None:
+            raise InvalidCommand(f"{OrderType(typ).name} order needs a price: {c!r}")
+        if (typ == _STOP or typ == _STOP_LIMIT) and c.stop_price is None:
+            raise InvalidCommand(f"{OrderType(typ).name} order needs a stop_price: {c!r}")
+        if c.protection is not None and c.protection < 0:
+            raise InvalidCommand(f"protection must be >= 0: {c!r}")
 
-    def _fill_problem(self, c: NewOrder, limit: int | None) -> str | None:
-        """FOK and IOC minimum-quantity refusals (checked before anything trades)."""
-        mode = c.smp_mode if c.smp_mode is not None else self.spec.default_smp_mode
-        want = c.qty if c.tif == _FOK else c.min_qty
-        got, conflict = self._fillable(c.side, limit, want, c.smp_id)  # type: ignore[arg-type]
-        if c.tif == _FOK:
-            if got < c.qty or (conflict and mode != SmpMode.CANCEL_RESTING):
-                return _R.FOK_NOT_FILLABLE
-        elif got < want or (conflict and mode != SmpMode.CANCEL_RESTING):  # type: ignore[operator]
-            return _R.MIN_QTY_NOT_FILLABLE
-        return None
+    def _unsupported(self, c: NewOrder, typ: int) -> bool:
+        """Whether the instrument refuses this order type, duration or instruction mix."""
+        spec, tif = self.spec, c.tif
+        if typ not in spec.order_types or tif not in spec.tifs:
+            return True
+        if (typ == _STOP or typ == _STOP_LIMIT) and tif not in _RESTS:
+            return True
+        if c.display_qty is not None and (not spec.iceberg or tif not in _RESTS or typ != _LIMIT):
+            return True
+        if c.min_qty is not None and tif != _IOC:
+            return True
+        return c.post_only and (not spec.post_only or tif not in _RESTS or typ != _LIMIT)
 
-    def _new_special(self, c: NewOrder, out: list) -> None:
-        """Validate and enter a market, market-limit, protected or stop order."""
+    def _new_order(self, c: NewOrder, out: list) -> None:
+        """Validate (in the documented order) and enter any new order."""
+        self._misuse(c)
         spec = self.spec
         oid, trader, side, qty, typ, tif = c.order_id, c.trader, c.side, c.qty, c.type, c.tif
         if typ == _MARKET and spec.market_as_protected:
             typ = _PROTECT
             c = msgspec.structs.replace(c, type=_PROTECT)
-        if typ not in spec.order_types or tif not in spec.tifs:
+        if self._unsupported(c, typ):
             return self._reject(out, oid, trader, _R.UNSUPPORTED)
-        stop = typ == _STOP or typ == _STOP_LIMIT
-        if stop and tif not in _RESTS:
-            return self._reject(out, oid, trader, _R.UNSUPPORTED)
-        if typ == _MARKET and tif in _RESTS:
-            tif = _IOC  # a plain market order never rests
         problem = self._qty_problem(qty)
+        if problem is None and (oid in self.book.orders or oid in self._stops):
+            problem = _R.DUPLICATE_ORDER_ID
+        price = c.price if typ == _LIMIT or typ == _STOP_LIMIT else None
+        if problem is None and price is not None:
+            problem = self._price_problem(price)
+        stop = typ == _STOP or typ == _STOP_LIMIT
+        if problem is None and stop:
+            problem = self._stop_problem(c, price)
+        if problem is None:
+            problem = self._size_problem(c)
         if problem is not None:
             return self._reject(out, oid, trader, problem)
-        if oid in self.book.orders or oid in self._stops:
-            return self._reject(out, oid, trader, _R.DUPLICATE_ORDER_ID)
-        prot = c.protection
-        if prot is not None and (type(prot) is not int or prot < 0):
-            raise InvalidCommand(f"protection must be a non-negative int or None: {c!r}")
-        price = c.price if typ == _STOP_LIMIT else None
-        if price is not None:
-            problem = self._price_problem(price)
-            if problem is not None:
-                return self._reject(out, oid, trader, problem)
-        if stop:
-            sp = c.stop_price
-            if sp is None or type(sp) is not int:
-                raise InvalidCommand(f"stop orders need an int stop_price: {c!r}")
-            problem = self._price_problem(sp)
-            if problem is not None:
-                return self._reject(out, oid, trader, _R.BAD_STOP_PRICE if problem == _R.BAD_PRICE else problem)
-            last = self.last_price
-            if last is not None and (sp - last) * side <= 0:
-                return self._reject(out, oid, trader, _R.STOP_ALREADY_TRIGGERED)
-            if price is not None and (price - sp) * side < 0:
-                return self._reject(out, oid, trader, _R.BAD_STOP_PRICE)
-        if c.display_qty is not None or c.min_qty is not None or c.post_only or c.smp_id is not None:
-            problem = self._instruction_problem(c)
-            if problem is not None:
-                return self._reject(out, oid, trader, problem)
         if stop:
             time = self._next_seq()
             self._stops[oid] = (c, time)
-            heappush(self._buy_stops if side == 1 else self._sell_stops, (sp * side, time, oid))
+            heappush(self._buy_stops if side == 1 else self._sell_stops, (c.stop_price * side, time, oid))
             out.append(Accepted(time, oid, trader, side, price, qty, typ))
             return
         opp = self.book.asks if side == 1 else self.book.bids
-        if opp.best is None:
-            return self._reject(out, oid, trader, _R.NO_LIQUIDITY)
-        limit = self._market_limit(typ, side, opp.best, prot)
+        if typ == _LIMIT:
+            limit = price
+            if c.post_only and opp.best is not None and (opp.best - price) * side <= 0:
+                return self._reject(out, oid, trader, _R.POST_ONLY_WOULD_CROSS)
+        else:
+            if opp.best is None:
+                return self._reject(out, oid, trader, _R.NO_LIQUIDITY)
+            limit = self._market_limit(typ, side, opp.best, c.protection)
+            if typ == _MARKET and tif in _RESTS:
+                tif = _IOC  # a plain market order never rests
         if tif == _FOK or c.min_qty is not None:
-            problem = self._fill_problem(c, limit)
-            if problem is not None:
-                return self._reject(out, oid, trader, problem)
+            want = qty if tif == _FOK else c.min_qty
+            mode = c.smp_mode if c.smp_mode is not None else spec.default_smp_mode
+            if self._fillable(side, limit, want, c.smp_id, mode != SmpMode.CANCEL_RESTING) < want:  # type: ignore[operator]
+                reason = _R.FOK_NOT_FILLABLE if tif == _FOK else _R.MIN_QTY_NOT_FILLABLE
+                return self._reject(out, oid, trader, reason)
         out.append(Accepted(self._next_seq(), oid, trader, side, limit, qty, typ))
-        o = [oid, trader, side, limit, qty, 0, 0, c.smp_id, c.smp_mode, tif, False, 0]
+        o = [oid, trader, side, limit, qty, 0, c.display_qty or 0, c.smp_id, c.smp_mode, tif, c.post_only, 0]
         self._work(o, out)
+
+    def _stop_problem(self, c: NewOrder, price: int | None) -> str | None:
+        """Refusals of a stop trigger: bad or off-tick, already elected, limit on the wrong side."""
+        sp, side = c.stop_price, c.side
+        problem = self._price_problem(sp)  # type: ignore[arg-type]
+        if problem is not None:
+            return _R.BAD_STOP_PRICE if problem == _R.BAD_PRICE else problem
+        last = self.last_price
+        if last is not None and (sp - last) * side <= 0:  # type: ignore[operator]
+            return _R.STOP_ALREADY_TRIGGERED
+        if price is not None and (price - sp) * side < 0:  # type: ignore[operator]
+            return _R.BAD_STOP_PRICE
+        return None
+
+    def _size_problem(self, c: NewOrder) -> str | None:
+        """Refusals of a display quantity or a minimum quantity."""
+        lot, d, m = self.spec.lot, c.display_qty, c.min_qty
+        if d is not None and (d <= 0 or d > c.qty or d % lot):
+            return _R.BAD_DISPLAY_QTY
+        if m is not None and (m <= 0 or m > c.qty or m % lot):
+            return _R.BAD_MIN_QTY
+        return None
 
     def _market_limit(self, typ: int, side: int, base: int, protection: int | None) -> int | None:
         """Working limit of a market kind: None (MARKET), base (MARKET_LIMIT), or protected."""
@@ -585,6 +571,7 @@ class MatchingEngine:
             return self._reject(out, oid, trader, _R.POST_ONLY_WOULD_CROSS)
         out.append(Modified(seq(), oid, trader, new_price, qty, False))
         # Cancel/replace: the old entry dies in place, a fresh entry re-enters.
+        best_before = bs.best
         level = bs.levels[old_price]
         level.qty -= o[QTY]
         level.hidden -= o[HIDDEN]
@@ -600,6 +587,8 @@ class MatchingEngine:
         fresh = o[:]
         fresh[PRICE], fresh[QTY] = new_price, qty
         self._work(fresh, out)
+        if self._top[side] is fresh and best_before is not None and (new_price - best_before) * side <= 0:
+            self._top[side] = None  # re-entering its own emptied level did not better the market
 
     def _mass_cancel(self, c: MassCancel, out: list) -> None:
         trader = c.trader
@@ -685,11 +674,11 @@ class MatchingEngine:
                         level.dead -= 1
                         continue
                     if smp is not None and m[SMP] == smp:
-                        touched = True
                         if smp_mode == SmpMode.CANCEL_RESTING:
                             queue.popleft()
                             level.dead -= 1
                             self._self_match_cancel(m, level, out)
+                            touched = True
                             continue
                         maker = m
                         smp_stop = True
@@ -725,21 +714,20 @@ class MatchingEngine:
                         del orders[m[ID]]
                 if smp_stop and smp_mode == SmpMode.CANCEL_BOTH:
                     self._self_match_cancel(maker, level, out)
+                    touched = True
             while not fifo and rem and level.count:
                 top = self._top[top_side]
                 if top is not None and top[PRICE] != price:
                     top = None
                 allocs = allocate(level, rem, top)
+                maker = None
                 if smp is not None:
                     conflict = next((i for i, (m, _) in enumerate(allocs) if m[SMP] == smp), None)
                     if conflict is not None:
+                        # the allocations listed before the self-match execute first
                         maker = allocs[conflict][0]
-                        touched = True
-                        if smp_mode == SmpMode.CANCEL_RESTING:
-                            self._self_match_cancel(maker, level, out)
-                            continue
                         allocs = allocs[:conflict]
-                        smp_stop = True
+                        smp_stop = smp_mode != SmpMode.CANCEL_RESTING
                 if allocs:
                     traded = touched = True
                 for m, q in allocs:
@@ -771,9 +759,10 @@ class MatchingEngine:
                     else:
                         level.count -= 1
                         del orders[m[ID]]
+                if maker is not None and smp_mode != SmpMode.CANCEL_AGGRESSING:
+                    self._self_match_cancel(maker, level, out)
+                    touched = True
                 if smp_stop:
-                    if smp_mode == SmpMode.CANCEL_BOTH:
-                        self._self_match_cancel(maker, level, out)
                     break
                 queue = level.queue
                 while queue and not queue[0][QTY]:

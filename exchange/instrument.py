@@ -64,8 +64,9 @@ def nyse(symbol: str = "XYZ", **overrides: object) -> InstrumentSpec:
 
     Accepts limit, market, IOC, FOK, post-only (NYSE's Add Liquidity Only) and reserve
     (iceberg) orders. Stop and stop-limit orders are refused, as NYSE has since 2016; market
-    with protection and market-limit are CME instructions and refused too. Self-trade
-    prevention with an id but no mode cancels the newest (aggressing) order, NYSE's STPN.
+    with protection and market-limit are CME instructions and refused too. NYSE has no
+    exchange-wide self-trade default (the STP modifier is sent per order); this preset
+    chooses STPN, cancel the newest (aggressing) order, for an ``smp_id`` without a mode.
     """
     spec: dict[str, object] = dict(
         symbol=symbol,
