@@ -55,6 +55,7 @@ cancel and session end emit ``Cancelled``/``Modified``/``Expired`` with the leve
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Iterable
 from heapq import heappop, heappush
@@ -339,11 +340,13 @@ class MatchingEngine:
         Resting orders with the aggressor's SMP id are skipped when they would be cancelled
         (``stop_at_self`` False: CANCEL_RESTING). When meeting one would stop the aggressor
         (``stop_at_self``), FIFO counts the displayed lots queued before it and stops there;
-        pro rata, whose allocations at a level are simultaneous, counts nothing of that
-        level (a conservative answer: such an order may or may not receive lots).
+        under pro rata, whether the same-id order receives an allocation depends on the whole
+        allocation, so the order is tried on a copy of the engine (exact; rare and O(book)).
         """
         opp = self.book.asks if side == 1 else self.book.bids
         fifo = type(self.rule) is Fifo
+        if smp is not None and stop_at_self and not fifo:
+            return self._dry_run_fill(side, limit, want, smp)
         got = 0
         for p in sorted(opp.levels, key=lambda p: p * side):
             if got >= want or (limit is not None and (p - limit) * side > 0):
@@ -362,6 +365,22 @@ class MatchingEngine:
                 total += o[QTY] + o[HIDDEN]
             got += total
         return got
+
+    def _dry_run_fill(self, side: int, limit: int | None, want: int, smp: int) -> int:
+        """Lots an IOC for ``want`` with SMP id ``smp`` (mode stopping the aggressor) would
+        fill now, found by running it on a deep copy of this engine."""
+        counter, self._next_seq = self._next_seq, None  # type: ignore[assignment]
+        try:
+            trial = copy.deepcopy(self)
+        finally:
+            self._next_seq = counter
+        trial._next_seq = count(1).__next__  # the trial's events are thrown away
+        trial.fast_path = trial._fifo_inline = False
+        oid = -1 - max([0, *map(abs, self.book.orders), *map(abs, self._stops)])  # an id no order has
+        o = [oid, None, side, limit, want, 0, 0, smp, SmpMode.CANCEL_AGGRESSING, _IOC, False, 0]
+        events: list = []
+        trial._trade(o, events)
+        return sum(ev.qty for ev in events if type(ev) is Fill and ev.taker_id == oid)
 
     # ---- commands ------------------------------------------------------------------------
     def _misuse(self, c: NewOrder) -> None:
