@@ -277,6 +277,15 @@ class MatchingEngine:
         """Sequence number of the last event emitted (0 before any)."""
         return self._last_seq
 
+    def refuse(self, order_id: int | None, trader: int | None, reason: str) -> list:
+        """Sequence the refusal of a command made outside the engine (a venue's risk check).
+
+        Nothing else changes; the ``Rejected`` event takes the engine's next ``seq``."""
+        out: list = []
+        self._reject(out, order_id, trader, reason)
+        self._last_seq = out[-1].seq
+        return out
+
     def top_order(self, side: int) -> int | None:
         """Order id of the side's TOP order, if it has one."""
         o = self._top[side]

@@ -66,6 +66,11 @@ class RejectReason(StrEnum):
     BAD_DISPLAY_QTY = "bad_display_qty"
     BAD_MIN_QTY = "bad_min_qty"
     NO_CHANGE = "no_change"  # modify that changes neither price nor quantity
+    UNKNOWN_SYMBOL = "unknown_symbol"  # venue: no such instrument
+    RISK_ORDER_QTY = "risk_order_qty"  # venue pre-trade risk: order larger than allowed
+    RISK_POSITION = "risk_position"  # could take the position past its limit
+    RISK_OPEN_ORDERS = "risk_open_orders"  # too many open orders
+    RISK_NOTIONAL = "risk_notional"  # order notional larger than allowed
 
 
 class CancelReason(StrEnum):

@@ -1,0 +1,266 @@
+"""A deterministic discrete-event simulator around a venue. No I/O, no wall clock.
+
+Time is an integer number of nanoseconds (``SECOND``, ``MS``, ``US`` help). Everything that
+will happen sits in one min-heap keyed by ``(time, sequence)``: order arrivals at the
+exchange, deliveries of events to agents and agents' wake-ups. The sequence number breaks
+ties in the order things were scheduled, so a seed and a configuration give the same run,
+trade for trade.
+
+Agents are objects with callbacks (subclass ``Agent``):
+
+- ``on_start(ctx)`` once, at time 0, in the order the agents were given;
+- ``on_wakeup(ctx)`` at the times the agent asked for with ``ctx.wake_in``/``ctx.wake_at``;
+- ``on_events(ctx, symbol, events)`` with the events of one command on ``symbol`` that the
+  agent may see (default: calls ``on_event(ctx, symbol, event)`` for each).
+
+What an agent sees: its own order events (``Accepted``, ``Rejected``, ``Cancelled``,
+``Modified``, ``Triggered``, ``Expired``, ``Refreshed``, and ``Fill`` where it is maker or
+taker) and, if ``market_data`` is true, the public feed (``BookUpdate`` and every ``Fill``,
+the trade prints) of the symbols in ``symbols`` (None: all). Other traders' private events
+are never delivered. ``ctx.book(symbol)`` reads the exchange's current book directly (not
+delayed): agents that model latency honestly build their view from delivered events.
+
+Latency (``Latency``, per agent): an order sent at ``t`` reaches the exchange at
+``t + order delay``; events produced at ``t`` reach the agent at ``t + data delay``. Each delay
+is a constant plus, optionally, a jitter drawn from the agent's own seeded generator
+(uniform on ``[0, jitter_ns]``). Zero by default. Orders an agent sends with the same delay
+arrive in the order sent; with jitter they may overtake each other, as on a network.
+
+``run(until=..., max_events=...)`` processes the heap until simulated time passes ``until``
+or ``max_events`` exchange events have been produced; it can be called again to go on. The
+log (``log``: one ``(time, symbol, events)`` entry per command) and the venue's accounts can
+be read at any point.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from heapq import heappop, heappush
+from itertools import count
+
+from exchange.accounts import Account
+from exchange.book import OrderBook
+from exchange.events import BookUpdate, Fill
+from exchange.venue import Exchange
+
+US = 1_000
+MS = 1_000_000
+SECOND = 1_000_000_000
+
+_ORDER, _DELIVER, _WAKE = 0, 1, 2
+_PUBLIC = (BookUpdate, Fill)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Order-entry and market-data delays in ns: a constant plus uniform jitter."""
+
+    order_ns: int = 0
+    data_ns: int = 0
+    order_jitter_ns: int = 0
+    data_jitter_ns: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if type(value) is not int or value < 0:
+                raise ValueError(f"Latency.{name} must be a non-negative int (ns), got {value!r}")
+
+
+class Agent:
+    """Base class of simulated traders; override the callbacks you need."""
+
+    market_data: bool = True  # receive the public feed of ``symbols``
+    symbols: tuple[str, ...] | None = None  # None: every symbol of the venue
+
+    def __init__(self, trader: int, latency: Latency | None = None) -> None:
+        self.trader = trader
+        self.latency = latency if latency is not None else Latency()
+
+    def on_start(self, ctx: Context) -> None:
+        """Called once at time 0."""
+
+    def on_wakeup(self, ctx: Context) -> None:
+        """Called at each time the agent scheduled."""
+
+    def on_events(self, ctx: Context, symbol: str, events: list) -> None:
+        """Called with the events of one command that this agent may see."""
+        for ev in events:
+            self.on_event(ctx, symbol, ev)
+
+    def on_event(self, ctx: Context, symbol: str, event: object) -> None:
+        """Called for each delivered event (unless ``on_events`` is overridden)."""
+
+
+class Context:
+    """An agent's handle on the simulation: the clock, its generator, sending and waking."""
+
+    __slots__ = ("sim", "agent", "trader", "rng", "_order_delay", "_order_jitter")
+
+    def __init__(self, sim: Simulator, agent: Agent, rng: random.Random) -> None:
+        self.sim = sim
+        self.agent = agent
+        self.trader = agent.trader
+        self.rng = rng
+        self._order_delay = agent.latency.order_ns
+        self._order_jitter = agent.latency.order_jitter_ns
+
+    @property
+    def now(self) -> int:
+        """Simulated time in ns."""
+        return self.sim.now
+
+    def submit(self, symbol: str, command: object) -> None:
+        """Send a command; it reaches the exchange after the agent's order latency."""
+        delay = self._order_delay
+        if self._order_jitter:
+            delay += self.rng.randint(0, self._order_jitter)
+        sim = self.sim
+        heappush(sim._heap, (sim.now + delay, sim._next(), _ORDER, symbol, command))
+
+    def wake_in(self, delay_ns: int) -> None:
+        """Call ``on_wakeup`` after ``delay_ns`` nanoseconds (>= 0)."""
+        if delay_ns < 0:
+            raise ValueError(f"cannot wake in the past: {delay_ns} ns")
+        sim = self.sim
+        heappush(sim._heap, (sim.now + delay_ns, sim._next(), _WAKE, self, None))
+
+    def wake_at(self, time_ns: int) -> None:
+        """Call ``on_wakeup`` at ``time_ns`` (not before now)."""
+        self.wake_in(time_ns - self.sim.now)
+
+    def next_order_id(self) -> int:
+        """A venue-unique order id."""
+        return self.sim._next_order_id()
+
+    def book(self, symbol: str) -> OrderBook:
+        """The exchange's current book of ``symbol`` (read it, never change it)."""
+        return self.sim.exchange.engines[symbol].book
+
+    @property
+    def account(self) -> Account:
+        """This agent's account at the venue."""
+        return self.sim.exchange.accounts.account(self.trader)
+
+
+class Simulator:
+    """Runs agents against an ``Exchange`` in simulated time (see the module docstring)."""
+
+    def __init__(self, exchange: Exchange, agents: Sequence[Agent], *, seed: int = 0) -> None:
+        traders = [a.trader for a in agents]
+        if len(set(traders)) != len(traders):
+            raise ValueError(f"agents must have distinct traders, got {traders}")
+        unknown = {s for a in agents for s in (a.symbols or ())} - set(exchange.engines)
+        if unknown:
+            raise ValueError(f"agents trade unknown symbols {sorted(unknown)}")
+        self.exchange = exchange
+        self.agents = list(agents)
+        self.seed = seed
+        self.now = 0
+        self.log: list[tuple[int, str, list]] = []
+        self.events_produced = 0
+        self._heap: list[tuple] = []
+        self._next = count().__next__
+        self._next_order_id = count(1).__next__
+        self._contexts = [Context(self, a, random.Random(f"{seed}/{i}/{a.trader}")) for i, a in enumerate(agents)]
+        self._by_trader = {c.trader: c for c in self._contexts}
+        # per symbol: market-data subscribers grouped by constant data delay (jitter: alone)
+        self._subscribers: dict[str, list[Context]] = {
+            s: [c for c in self._contexts if c.agent.market_data and (c.agent.symbols is None or s in c.agent.symbols)]
+            for s in exchange.engines
+        }
+        self._started = False
+
+    # ---- running -----------------------------------------------------------------------------
+    def run(self, until: int | None = None, max_events: int | None = None) -> None:
+        """Process scheduled work up to time ``until`` (inclusive) or ``max_events`` more
+        exchange events, whichever comes first; the clock ends at ``until`` if given."""
+        if not self._started:
+            self._started = True
+            for ctx in self._contexts:
+                ctx.agent.on_start(ctx)
+        heap = self._heap
+        submit = self.exchange.submit
+        log = self.log
+        stop_at = None if max_events is None else self.events_produced + max_events
+        while heap:
+            if until is not None and heap[0][0] > until:
+                break
+            if stop_at is not None and self.events_produced >= stop_at:
+                return
+            time, _, kind, a, b = heappop(heap)
+            self.now = time
+            if kind == _ORDER:
+                events = submit(a, b)
+                log.append((time, a, events))
+                self.events_produced += len(events)
+                self._deliver(a, events)
+            elif kind == _DELIVER:
+                a.agent.on_events(a, b[0], b[1])
+            else:
+                a.agent.on_wakeup(a)
+        if until is not None and until > self.now:
+            self.now = until
+
+    def _deliver(self, symbol: str, events: list) -> None:
+        """Schedule each agent's view of one command's events after its data latency."""
+        involved: dict[int, None] = {}
+        public = False
+        for ev in events:
+            t = type(ev)
+            if t is Fill:
+                involved[ev.maker_trader] = None  # type: ignore[attr-defined]
+                involved[ev.taker_trader] = None  # type: ignore[attr-defined]
+                public = True
+            elif t is BookUpdate:
+                public = True
+            else:
+                involved[ev.trader] = None  # type: ignore[attr-defined]
+        heap, nxt, now, by_trader = self._heap, self._next, self.now, self._by_trader
+        shared: list | None = None
+        for ctx in self._subscribers[symbol]:
+            if ctx.trader in involved or not public:
+                continue
+            if shared is None:
+                shared = [ev for ev in events if type(ev) in _PUBLIC]
+            heappush(heap, (now + self._data_delay(ctx), nxt(), _DELIVER, ctx, (symbol, shared)))
+        for trader in involved:
+            ctx = by_trader.get(trader)
+            if ctx is None:
+                continue
+            sees_feed = ctx.agent.market_data and (ctx.agent.symbols is None or symbol in ctx.agent.symbols)
+            mine = [ev for ev in events if _visible(ev, trader, sees_feed)]
+            heappush(heap, (now + self._data_delay(ctx), nxt(), _DELIVER, ctx, (symbol, mine)))
+
+    @staticmethod
+    def _data_delay(ctx: Context) -> int:
+        lat = ctx.agent.latency
+        return lat.data_ns + (ctx.rng.randint(0, lat.data_jitter_ns) if lat.data_jitter_ns else 0)
+
+    # ---- reading ------------------------------------------------------------------------------
+    def iter_events(self) -> Iterator[tuple[int, str, object]]:
+        """Every exchange event so far as ``(time, symbol, event)``, in the order produced."""
+        for time, symbol, events in self.log:
+            for ev in events:
+                yield time, symbol, ev
+
+    def context(self, trader: int) -> Context:
+        """The context of the agent trading as ``trader``."""
+        return self._by_trader[trader]
+
+
+def _visible(ev: object, trader: int, sees_feed: bool) -> bool:
+    t = type(ev)
+    if t is Fill:
+        return sees_feed or ev.maker_trader == trader or ev.taker_trader == trader  # type: ignore[attr-defined]
+    if t is BookUpdate:
+        return sees_feed
+    return ev.trader == trader  # type: ignore[attr-defined]
+
+
+def run_agents(exchange: Exchange, agents: Iterable[Agent], *, seed: int = 0, until: int) -> Simulator:
+    """Build a simulator, run it until ``until`` ns and return it."""
+    sim = Simulator(exchange, list(agents), seed=seed)
+    sim.run(until=until)
+    return sim

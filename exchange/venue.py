@@ -1,0 +1,124 @@
+"""A venue: several instruments, one set of accounts, pre-trade risk. Still no I/O.
+
+``Exchange({"XYZ": nyse(), "ES": cme()}, ...)`` owns one ``MatchingEngine`` per symbol and
+the ``Accounts`` derived from their events. ``submit(symbol, command)`` runs the venue's
+pre-trade risk checks on new orders, then the instrument's engine, then applies the events
+to the accounts and returns them. Each instrument keeps its own event sequence.
+
+Pre-trade risk (``RiskLimits``, per trader, all optional), each a ``Rejected`` event with
+its reason that changes nothing:
+
+- ``max_order_qty``: lots of one order (``risk_order_qty``);
+- ``max_position``: the position could pass the limit if this order and the trader's open
+  orders on the same side of that symbol all filled (``risk_position``);
+- ``max_open_orders``: resting plus stop orders over all symbols (``risk_open_orders``);
+- ``max_notional``: price x lots of one order, a market order valued at the opposite
+  best (``risk_notional``).
+
+Open orders are tracked from the events (each event naming an order updates that order's
+open quantity from the engine), so the checks see exactly what rests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from exchange.accounts import Accounts, FeeSchedule, mark_price
+from exchange.commands import NewOrder
+from exchange.engine import MatchingEngine
+from exchange.enums import RejectReason
+from exchange.events import Accepted, Cancelled, Expired, Fill, Modified, Refreshed, Triggered
+from exchange.instrument import InstrumentSpec
+
+_R = RejectReason
+_ORDER_EVENTS = (Accepted, Cancelled, Expired, Modified, Refreshed, Triggered)
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Per-trader pre-trade limits; None disables a check."""
+
+    max_order_qty: int | None = None
+    max_position: int | None = None
+    max_open_orders: int | None = None
+    max_notional: int | None = None
+
+
+class Exchange:
+    """Matching engines for several symbols sharing accounts and risk limits."""
+
+    def __init__(
+        self,
+        instruments: Mapping[str, InstrumentSpec],
+        *,
+        fees: FeeSchedule | None = None,
+        starting_cash: int = 0,
+        risk: RiskLimits | None = None,
+    ) -> None:
+        self.engines = {symbol: MatchingEngine(spec) for symbol, spec in instruments.items()}
+        self.accounts = Accounts(fees, starting_cash)
+        self.risk = risk if risk is not None else RiskLimits()
+        self._checks = any(v is not None for v in vars(self.risk).values())
+        # trader -> {(symbol, order id): (side, open qty)}: what rests or waits, from events
+        self.open_orders: dict[int, dict[tuple[str, int], tuple[int, int]]] = {}
+
+    def submit(self, symbol: str, command: object) -> list:
+        """Risk-check, match and account one command on ``symbol``; return its events."""
+        engine = self.engines.get(symbol)
+        if engine is None:
+            raise KeyError(f"unknown symbol {symbol!r}; instruments: {sorted(self.engines)}")
+        if self._checks and type(command) is NewOrder:
+            reason = self._risk_problem(symbol, engine, command)
+            if reason is not None:
+                return engine.refuse(command.order_id, command.trader, reason)
+        events = engine.submit(command)
+        self.accounts.apply(symbol, events)
+        if self._checks:
+            self._track(symbol, engine, events)
+        return events
+
+    def marks(self) -> dict[str, float | None]:
+        """Each symbol's mark price: mid, or last trade when a side is empty."""
+        return {s: mark_price(e.book, e.last_price) for s, e in self.engines.items()}
+
+    def _track(self, symbol: str, engine: MatchingEngine, events: list) -> None:
+        open_orders = self.open_orders
+        for ev in events:
+            t = type(ev)
+            if t is Fill:
+                touched = ((ev.maker_trader, ev.maker_id, -ev.aggressor), (ev.taker_trader, ev.taker_id, ev.aggressor))
+            elif t in _ORDER_EVENTS:
+                side = ev.side if t is Accepted else None
+                touched = ((ev.trader, ev.order_id, side),)
+            else:
+                continue
+            for trader, oid, side in touched:
+                book = open_orders.setdefault(trader, {})
+                key = (symbol, oid)
+                qty = engine.open_qty(oid)
+                if qty:
+                    book[key] = (side if side is not None else book[key][0], qty)
+                else:
+                    book.pop(key, None)
+
+    def _risk_problem(self, symbol: str, engine: MatchingEngine, c: NewOrder) -> str | None:
+        risk = self.risk
+        if risk.max_order_qty is not None and c.qty > risk.max_order_qty:
+            return _R.RISK_ORDER_QTY
+        mine = self.open_orders.get(c.trader, {})
+        if risk.max_open_orders is not None and len(mine) >= risk.max_open_orders:
+            return _R.RISK_OPEN_ORDERS
+        if risk.max_position is not None:
+            pending = sum(q for (s, _), (side, q) in mine.items() if s == symbol and side == c.side)
+            position = self.accounts.account(c.trader).position(symbol)
+            if abs(position + c.side * (pending + c.qty)) > risk.max_position:
+                return _R.RISK_POSITION
+        if risk.max_notional is not None:
+            price = c.price
+            if price is None:
+                opp = engine.book.asks if c.side == 1 else engine.book.bids
+                price = opp.best if opp.best is not None else c.stop_price
+            if price is not None and price * c.qty > risk.max_notional:
+                return _R.RISK_NOTIONAL
+        return None
