@@ -23,7 +23,8 @@ delayed): agents that model latency honestly build their view from delivered eve
 Latency (``Latency``, per agent): an order sent at ``t`` reaches the exchange at
 ``t + order delay``; events produced at ``t`` reach the agent at ``t + data delay``. Each delay
 is a constant plus, optionally, a jitter drawn from the agent's own seeded generator
-(uniform on ``[0, jitter_ns]``). Zero by default. Orders an agent sends with the same delay
+(uniform on ``[0, jitter_ns]``). Zero by default; with zero data delay the events are
+delivered at once, before anything else scheduled for the same instant. Orders an agent sends with the same delay
 arrive in the order sent; with jitter they may overtake each other, as on a network.
 
 ``run(until=..., max_events=...)`` processes the heap until simulated time passes ``until``
@@ -165,11 +166,18 @@ class Simulator:
         self._next_order_id = count(1).__next__
         self._contexts = [Context(self, a, random.Random(f"{seed}/{i}/{a.trader}")) for i, a in enumerate(agents)]
         self._by_trader = {c.trader: c for c in self._contexts}
-        # per symbol: market-data subscribers grouped by constant data delay (jitter: alone)
-        self._subscribers: dict[str, list[Context]] = {
-            s: [c for c in self._contexts if c.agent.market_data and (c.agent.symbols is None or s in c.agent.symbols)]
-            for s in exchange.engines
-        }
+        # per symbol: market-data subscribers without jitter, grouped by their constant data
+        # delay (one heap entry per group and command), and those with jitter (one each)
+        self._feed_groups: dict[str, dict[int, list[Context]]] = {}
+        self._feed_jitter: dict[str, list[Context]] = {}
+        for s in exchange.engines:
+            subs = [c for c in self._contexts if c.agent.market_data and (c.agent.symbols is None or s in c.agent.symbols)]
+            groups: dict[int, list[Context]] = {}
+            for c in subs:
+                if not c.agent.latency.data_jitter_ns:
+                    groups.setdefault(c.agent.latency.data_ns, []).append(c)
+            self._feed_groups[s] = groups
+            self._feed_jitter[s] = [c for c in subs if c.agent.latency.data_jitter_ns]
         self._started = False
 
     # ---- running -----------------------------------------------------------------------------
@@ -197,14 +205,21 @@ class Simulator:
                 self.events_produced += len(events)
                 self._deliver(a, events)
             elif kind == _DELIVER:
-                a.agent.on_events(a, b[0], b[1])
+                events, contexts, skip = b
+                for ctx in contexts:
+                    if ctx.trader not in skip:
+                        ctx.agent.on_events(ctx, a, events)
             else:
                 a.agent.on_wakeup(a)
         if until is not None and until > self.now:
             self.now = until
 
     def _deliver(self, symbol: str, events: list) -> None:
-        """Schedule each agent's view of one command's events after its data latency."""
+        """Schedule each agent's view of one command's events after its data latency.
+
+        The public part goes to the feed's subscribers, one heap entry per delay group;
+        each trader named in the events gets its own view (its private events merged with
+        the feed if it subscribes) in an entry of its own."""
         involved: dict[int, None] = {}
         public = False
         for ev in events:
@@ -218,20 +233,32 @@ class Simulator:
             else:
                 involved[ev.trader] = None  # type: ignore[attr-defined]
         heap, nxt, now, by_trader = self._heap, self._next, self.now, self._by_trader
-        shared: list | None = None
-        for ctx in self._subscribers[symbol]:
-            if ctx.trader in involved or not public:
-                continue
-            if shared is None:
-                shared = [ev for ev in events if type(ev) in _PUBLIC]
-            heappush(heap, (now + self._data_delay(ctx), nxt(), _DELIVER, ctx, (symbol, shared)))
+        due: list[tuple[list, Sequence[Context], object]] = []  # zero delay: delivered right away
+        if public:
+            shared = [ev for ev in events if type(ev) in _PUBLIC]
+            for delay, contexts in self._feed_groups[symbol].items():
+                if delay:
+                    heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (shared, contexts, involved)))
+                else:
+                    due.append((shared, contexts, involved))
+            for ctx in self._feed_jitter[symbol]:
+                if ctx.trader not in involved:
+                    heappush(heap, (now + self._data_delay(ctx), nxt(), _DELIVER, symbol, (shared, (ctx,), ())))
         for trader in involved:
             ctx = by_trader.get(trader)
             if ctx is None:
                 continue
             sees_feed = ctx.agent.market_data and (ctx.agent.symbols is None or symbol in ctx.agent.symbols)
             mine = [ev for ev in events if _visible(ev, trader, sees_feed)]
-            heappush(heap, (now + self._data_delay(ctx), nxt(), _DELIVER, ctx, (symbol, mine)))
+            delay = self._data_delay(ctx)
+            if delay:
+                heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (mine, (ctx,), ())))
+            else:
+                due.append((mine, (ctx,), ()))
+        for batch, contexts, skip in due:
+            for ctx in contexts:
+                if ctx.trader not in skip:  # type: ignore[operator]
+                    ctx.agent.on_events(ctx, symbol, batch)
 
     @staticmethod
     def _data_delay(ctx: Context) -> int:

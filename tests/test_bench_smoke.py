@@ -71,3 +71,13 @@ def test_reference_book_fifo():
     assert not b.asks and 6 not in b.orders
     assert b.limit(7, -1, 98, 8) == 5  # hits bid 99, rests 3 at 98
     assert list(b.asks) == [98] and not b.bids
+
+
+def test_sim_benchmark_json_line(capsys):
+    from bench import sim as bench_sim
+
+    assert bench_sim.main(["--agents", "4", "--seconds", "1", "--repeats", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("events_per_s", "engine_msgs_per_s", "overhead_ratio", "sim_orders_per_s"):
+        assert isinstance(result[key], (int, float)) and result[key] > 0
+    assert result["orders"] > 100 and result["events"] > result["orders"]

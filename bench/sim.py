@@ -1,0 +1,192 @@
+"""Simulator benchmark: what the scheduler and agent dispatch add to the engine's cost.
+
+    python -m bench.sim                    # 32 agents, 20 simulated seconds, 5 repeats
+    python -m bench.sim --agents 8 --seconds 5 --json
+
+Workload ("noise-32"): ``--agents`` lean noise traders on one ``nyse`` instrument, each
+waking on exponential inter-arrival times (mean ``--interval-ms``), and sending either a
+limit order 1 + Exp(mean 4) ticks from the mid on a random side (60%), a cancel of one of its
+own live orders (30%), or a market order (10%). Each reads the book when it wakes and tracks
+its live orders from its own order events (``--feed-share`` of the agents also take the
+public feed, which they ignore: that is pure dispatch cost). Zero latency.
+
+Measured in the same process, on the same orders:
+
+- ``sim``: the full simulation (heap, agent callbacks, event delivery, accounts) from
+  start to ``--seconds``, wall time per order that reached the exchange;
+- ``engine``: the very commands the simulation sent (recorded in an untimed run with the
+  same seed), replayed through a fresh ``MatchingEngine.submit_many`` in chunks;
+- ``overhead_ratio`` = sim time per order / engine time per order (target <= 1.5: the
+  scheduler and agent dispatch add at most 50% to the engine's own cost).
+
+``--json``: the last stdout line is one JSON object with ``events_per_s``,
+``engine_msgs_per_s``, ``sim_orders_per_s``, ``overhead_ratio`` and the workload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.engine import machine_info
+from exchange import Accepted, Cancel, Cancelled, Fill, MatchingEngine, NewOrder, OrderType, nyse
+from exchange.sim import MS, SECOND, Agent, Context, Simulator
+from exchange.venue import Exchange
+
+SYMBOL = "XYZ"
+_MARKET = OrderType.MARKET
+
+
+class NoiseAgent(Agent):
+    """A lean noise trader: limit orders near the mid, cancels of its own, some market orders."""
+
+    def __init__(self, trader: int, interval_ns: int, market_data: bool) -> None:
+        super().__init__(trader)
+        self.market_data = market_data
+        self.symbols = (SYMBOL,)
+        self.rate = 1.0 / interval_ns
+        self.live: dict[int, None] = {}
+
+    def on_start(self, ctx: Context) -> None:
+        ctx.wake_in(1 + int(ctx.rng.expovariate(self.rate)))
+
+    def on_wakeup(self, ctx: Context) -> None:
+        rng = ctx.rng
+        u = rng.random()
+        if u < 0.3 and self.live:
+            ctx.submit(SYMBOL, Cancel(next(iter(self.live)), self.trader))
+        else:
+            side = 1 if rng.random() < 0.5 else -1
+            book = ctx.book(SYMBOL)
+            bid, ask = book.bids.best, book.asks.best
+            mid = (bid + ask) // 2 if bid is not None and ask is not None else (bid or ask or 10_000)
+            if u > 0.9 and (ask if side == 1 else bid) is not None:
+                ctx.submit(SYMBOL, NewOrder(ctx.next_order_id(), self.trader, side, rng.randint(1, 8), type=_MARKET))
+            else:
+                price = mid - side * (1 + int(rng.expovariate(0.25)))
+                ctx.submit(SYMBOL, NewOrder(ctx.next_order_id(), self.trader, side, rng.randint(1, 8), price))
+        ctx.wake_in(1 + int(rng.expovariate(self.rate)))
+
+    def on_events(self, ctx: Context, symbol: str, events: list) -> None:
+        live, me = self.live, self.trader
+        for ev in events:
+            t = type(ev)
+            if t is Accepted:
+                if ev.trader == me:
+                    live[ev.order_id] = None
+            elif t is Fill:
+                if ev.maker_trader == me and ctx.sim.exchange.engines[SYMBOL].open_qty(ev.maker_id) == 0:
+                    live.pop(ev.maker_id, None)
+                if ev.taker_trader == me:
+                    live.pop(ev.taker_id, None)
+            elif t is Cancelled and ev.trader == me:
+                live.pop(ev.order_id, None)
+
+
+@dataclass(frozen=True)
+class Workload:
+    agents: int = 32
+    seconds: int = 20
+    interval_ms: float = 10.0
+    seed: int = 7
+    feed_share: float = 0.0  # fraction of agents subscribed to the public feed
+
+    def simulator(self, record: list | None = None) -> Simulator:
+        venue = Exchange({SYMBOL: nyse(SYMBOL)}, starting_cash=10**12)
+        if record is not None:
+            submit = venue.submit
+
+            def recording(symbol: str, command: object) -> list:
+                record.append(command)
+                return submit(symbol, command)
+
+            venue.submit = recording  # type: ignore[method-assign]
+        feed = round(self.feed_share * self.agents)
+        agents = [NoiseAgent(t, int(self.interval_ms * MS), market_data=t <= feed) for t in range(1, self.agents + 1)]
+        return Simulator(venue, agents, seed=self.seed)
+
+
+def time_sim(w: Workload) -> tuple[float, int, int]:
+    sim = w.simulator()
+    t0 = time.perf_counter()
+    sim.run(until=w.seconds * SECOND)
+    return time.perf_counter() - t0, len(sim.log), sim.events_produced
+
+
+def time_engine(commands: list) -> float:
+    engine = MatchingEngine(nyse(SYMBOL))
+    t0 = time.perf_counter()
+    for i in range(0, len(commands), 10_000):
+        engine.submit_many(commands[i : i + 10_000])
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Simulator overhead over the raw engine on the same orders.")
+    parser.add_argument("--agents", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--interval-ms", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--feed-share", type=float, default=0.0, help="fraction of agents taking the public feed")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    w = Workload(args.agents, args.seconds, args.interval_ms, args.seed, args.feed_share)
+    console = Console(stderr=args.json)
+
+    commands: list = []
+    w.simulator(record=commands).run(until=w.seconds * SECOND)
+    sims: list[float] = []
+    engines: list[float] = []
+    orders = events = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("sim vs engine", total=args.repeats)
+        for _ in range(args.repeats):
+            dt, orders, events = time_sim(w)
+            sims.append(dt)
+            engines.append(time_engine(commands))
+            progress.advance(task)
+    if orders != len(commands):
+        raise SystemExit(f"the timed run sent {orders} orders, the recording {len(commands)}: not deterministic")
+    sim_s, eng_s = statistics.median(sims), statistics.median(engines)
+    ratios = [s / e for s, e in zip(sims, engines)]
+    result = {
+        "workload": f"noise-{w.agents}" + (f"-feed{w.feed_share:g}" if w.feed_share else ""),
+        "feed_share": w.feed_share,
+        "agents": w.agents,
+        "simulated_seconds": w.seconds,
+        "orders": orders,
+        "events": events,
+        "events_per_s": round(events / sim_s),
+        "sim_orders_per_s": round(orders / sim_s),
+        "engine_msgs_per_s": round(orders / eng_s),
+        "sim_us_per_order": round(1e6 * sim_s / orders, 3),
+        "engine_us_per_order": round(1e6 * eng_s / orders, 3),
+        "overhead_ratio": round(sim_s / eng_s, 3),
+        "overhead_ratio_paired_median": round(statistics.median(ratios), 3),
+        "speedup_vs_real_time": round(w.seconds / sim_s, 1),
+        "repeats": args.repeats,
+        "machine": machine_info(),
+    }
+    table = Table(title=f"simulator benchmark: {result['workload']}, {w.seconds} simulated s, median of {args.repeats}")
+    for col in ("", "per order", "per second", "ratio"):
+        table.add_column(col, justify="right")
+    table.add_row("simulation", f"{result['sim_us_per_order']} µs", f"{result['sim_orders_per_s']:,} orders/s", f"{result['overhead_ratio']}x")
+    table.add_row("engine alone", f"{result['engine_us_per_order']} µs", f"{result['engine_msgs_per_s']:,} msgs/s", "1.00x")
+    table.add_row("exchange events", "", f"{result['events_per_s']:,} events/s", "")
+    console.print(table)
+    console.print(f"{orders:,} orders, {events:,} events; {result['speedup_vs_real_time']}x faster than real time; target overhead <= 1.5x")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
