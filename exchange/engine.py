@@ -57,7 +57,8 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from heapq import heappop, heappush
 from itertools import count
 
@@ -281,10 +282,13 @@ class MatchingEngine:
         """Sequence the refusal of a command made outside the engine (a venue's risk check).
 
         Nothing else changes; the ``Rejected`` event takes the engine's next ``seq``."""
-        out: list = []
-        self._reject(out, order_id, trader, reason)
-        self._last_seq = out[-1].seq
-        return out
+        return [self.stamp(lambda seq: Rejected(seq, order_id, trader, reason))]
+
+    def stamp(self, make: Callable[[int], Any]) -> Any:
+        """Give an event made outside the engine (a venue's) the engine's next ``seq``."""
+        event = make(self._next_seq())
+        self._last_seq = event.seq
+        return event
 
     def top_order(self, side: int) -> int | None:
         """Order id of the side's TOP order, if it has one."""

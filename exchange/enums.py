@@ -71,6 +71,7 @@ class RejectReason(StrEnum):
     RISK_POSITION = "risk_position"  # could take the position past its limit
     RISK_OPEN_ORDERS = "risk_open_orders"  # too many open orders
     RISK_NOTIONAL = "risk_notional"  # order notional larger than allowed
+    TRADER_BARRED = "trader_barred"  # liquidated and barred for the rest of the session
 
 
 class CancelReason(StrEnum):

@@ -106,4 +106,16 @@ class BookUpdate(msgspec.Struct, frozen=True, gc=False, tag=True, tag_field="kin
     count: int
 
 
-Event = Accepted | Rejected | Fill | Cancelled | Modified | Triggered | Expired | Refreshed | BookUpdate
+class Liquidation(msgspec.Struct, frozen=True, gc=False, tag=True, tag_field="kind"):
+    """The venue liquidates ``trader``: equity fell below the maintenance margin.
+
+    Its orders are cancelled and its positions flattened by venue-generated market orders,
+    whose events follow; ``equity`` and ``margin`` are in price units x lots."""
+
+    seq: int
+    trader: int
+    equity: float
+    margin: float
+
+
+Event = Accepted | Rejected | Fill | Cancelled | Modified | Triggered | Expired | Refreshed | BookUpdate | Liquidation

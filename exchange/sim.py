@@ -204,6 +204,10 @@ class Simulator:
                 log.append((time, a, events))
                 self.events_produced += len(events)
                 self._deliver(a, events)
+                for symbol, side_events in self.exchange.take_side_events():  # liquidations elsewhere
+                    log.append((time, symbol, side_events))
+                    self.events_produced += len(side_events)
+                    self._deliver(symbol, side_events)
             elif kind == _DELIVER:
                 events, contexts, skip = b
                 for ctx in contexts:

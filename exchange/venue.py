@@ -17,22 +17,44 @@ its reason that changes nothing:
 
 Open orders are tracked from the events (each event naming an order updates that order's
 open quantity from the engine), so the checks see exactly what rests.
+
+Margin and liquidation (``MarginPolicy``, optional). A trader's collateral is its cash
+account; its equity is cash plus positions at the mark prices (mid, else last trade), and
+its maintenance margin is ``maintenance_bps`` of the marked value of its open positions.
+After every command the venue checks the traders holding the command's symbol (and anyone
+who traded). When equity falls below maintenance, the venue, in this order: emits
+``Liquidation(trader, equity, margin)``; cancels all the trader's orders on every symbol
+(``MassCancel``); and flattens each position with a venue-generated IOC market order for the
+trader (order ids -1, -2, ...; plain market orders, so the rest of a position that finds no
+liquidity stays open and is reported). With ``bar_liquidated`` the trader's new orders are
+then refused (``trader_barred``) for the rest of the session; cancels still work. Events
+on the command's own symbol are returned by ``submit``; liquidation events on other
+symbols are collected for ``take_side_events()``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import count
 
 from exchange.accounts import Accounts, FeeSchedule, mark_price
-from exchange.commands import NewOrder
+from exchange.commands import MassCancel, NewOrder
 from exchange.engine import MatchingEngine
-from exchange.enums import RejectReason
-from exchange.events import Accepted, Cancelled, Expired, Fill, Modified, Refreshed, Triggered
+from exchange.enums import OrderType, RejectReason, TimeInForce
+from exchange.events import Accepted, Cancelled, Expired, Fill, Liquidation, Modified, Refreshed, Triggered
 from exchange.instrument import InstrumentSpec
 
 _R = RejectReason
 _ORDER_EVENTS = (Accepted, Cancelled, Expired, Modified, Refreshed, Triggered)
+
+
+@dataclass(frozen=True)
+class MarginPolicy:
+    """Maintenance margin as basis points of the marked position value; bar after liquidation."""
+
+    maintenance_bps: int = 1_000
+    bar_liquidated: bool = True
 
 
 @dataclass(frozen=True)
@@ -55,11 +77,17 @@ class Exchange:
         fees: FeeSchedule | None = None,
         starting_cash: int = 0,
         risk: RiskLimits | None = None,
+        margin: MarginPolicy | None = None,
     ) -> None:
         self.engines = {symbol: MatchingEngine(spec) for symbol, spec in instruments.items()}
         self.accounts = Accounts(fees, starting_cash)
         self.risk = risk if risk is not None else RiskLimits()
-        self._checks = any(v is not None for v in vars(self.risk).values())
+        self.margin = margin
+        self.barred: set[int] = set()
+        self._checks = margin is not None or any(v is not None for v in vars(self.risk).values())
+        self._side_events: list[tuple[str, list]] = []
+        self._next_venue_id = count(-1, -1).__next__
+        self._liquidating = False
         # trader -> {(symbol, order id): (side, open qty)}: what rests or waits, from events
         self.open_orders: dict[int, dict[tuple[str, int], tuple[int, int]]] = {}
 
@@ -69,14 +97,67 @@ class Exchange:
         if engine is None:
             raise KeyError(f"unknown symbol {symbol!r}; instruments: {sorted(self.engines)}")
         if self._checks and type(command) is NewOrder:
-            reason = self._risk_problem(symbol, engine, command)
+            reason = _R.TRADER_BARRED if command.trader in self.barred else self._risk_problem(symbol, engine, command)
             if reason is not None:
                 return engine.refuse(command.order_id, command.trader, reason)
         events = engine.submit(command)
         self.accounts.apply(symbol, events)
         if self._checks:
             self._track(symbol, engine, events)
+            if self.margin is not None and not self._liquidating:
+                self._check_margin(symbol, events)
         return events
+
+    def take_side_events(self) -> list[tuple[str, list]]:
+        """Events the last ``submit`` caused on other symbols (liquidations), then forget them."""
+        side, self._side_events = self._side_events, []
+        return side
+
+    def maintenance(self, trader: int, marks: Mapping[str, float | None]) -> float:
+        """Maintenance margin of the trader's open positions at ``marks``."""
+        bps = self.margin.maintenance_bps if self.margin is not None else 0
+        acct = self.accounts.account(trader)
+        value = 0.0
+        for symbol, p in acct.positions.items():
+            mark = marks.get(symbol)
+            value += abs(p.qty) * (mark if mark is not None else p.avg_price)
+        return value * bps / 10_000
+
+    def _check_margin(self, symbol: str, events: list) -> None:
+        marks = self.marks()
+        candidates = {t for t, a in self.accounts.by_trader.items() if a.position(symbol)}
+        candidates.update(ev.taker_trader for ev in events if type(ev) is Fill)
+        for trader in sorted(candidates - self.barred):
+            acct = self.accounts.account(trader)
+            if not any(p.qty for p in acct.positions.values()):
+                continue
+            equity, required = acct.equity(marks), self.maintenance(trader, marks)
+            if equity < required:
+                self._liquidate(symbol, trader, equity, required, events)
+
+    def _liquidate(self, symbol: str, trader: int, equity: float, required: float, events: list) -> None:
+        """Cancel the trader's orders and flatten its positions (see the module docstring)."""
+        self._liquidating = True
+        try:
+            engine = self.engines[symbol]
+            events.append(engine.stamp(lambda seq: Liquidation(seq, trader, equity, required)))
+            if self.margin is not None and self.margin.bar_liquidated:
+                self.barred.add(trader)
+            acct = self.accounts.account(trader)
+            for sym in self.engines:
+                out = events if sym == symbol else []
+                out.extend(self.submit(sym, MassCancel(trader)))
+                qty = acct.position(sym)
+                if qty:
+                    flatten = NewOrder(self._next_venue_id(), trader, -1 if qty > 0 else 1, abs(qty), type=OrderType.MARKET, tif=TimeInForce.IOC)
+                    flat = self.engines[sym].submit(flatten)  # venue-generated: no risk check
+                    self.accounts.apply(sym, flat)
+                    self._track(sym, self.engines[sym], flat)
+                    out.extend(flat)
+                if out and sym != symbol:
+                    self._side_events.append((sym, out))
+        finally:
+            self._liquidating = False
 
     def marks(self) -> dict[str, float | None]:
         """Each symbol's mark price: mid, or last trade when a side is empty."""
