@@ -14,20 +14,21 @@ columns::
   deletion: ``size`` lots leave the order); 3 deletion (the order leaves entirely); 4
   execution of a visible limit order (``size`` lots of it traded); 5 execution of a hidden
   limit order; 6 cross trade (auction); 7 trading halt indicator.
-- **order_id**: the order's reference number, unique within the day. Executions of hidden
-  orders (5) usually carry 0, crosses and halts (6, 7) carry no real order.
+- **order_id**: the order's reference number, unique within the day. Hidden executions
+  (5), crosses (6) and halts (7) name no order on the visible book (0 or -1 in files).
 - **size**: shares. **price**: dollar price times 10 000 (``$91.14`` is ``911400``).
 - **direction**: -1 sell limit order, 1 buy limit order. For an execution it is the
   direction of the *resting* order that was executed: an execution of a sell order (-1) is
   a buyer-initiated trade.
 - For halts (7), price says what happens: -1 the halt begins, 0 quoting resumes, 1
-  trading resumes; order id and size are 0.
+  trading resumes; the other columns carry nothing.
 
 Checks. ``parse_messages`` raises ``ValueError`` naming the 1-based line number for: a
-column count other than six; a field that is not a plain decimal integer (time: a plain
-decimal) or a time finer than a nanosecond; an unknown type; a direction other than -1/+1;
-for types 1-5 a non-positive size or price; for types 1-4 a non-positive order id; a halt
-price other than -1, 0 or 1; a time earlier than the line before (files are in time order).
+column count other than six; a field that is not a plain decimal integer (the time: a
+plain decimal; spaces around a field are allowed) or a time finer than a nanosecond; an
+unknown type; a direction other than -1/+1; for types 1-5 a non-positive size or price;
+for types 1-4 a non-positive order id; a halt price other than -1, 0 or 1; a time earlier
+than the line before (files are in time order).
 Blank lines are skipped (a trailing newline is not an error). Whether the messages make
 sense together (a cancel of an order never submitted, for instance: orders resting before
 the file starts are not in it) is for the consumer to judge, see ``agents.replay``.
