@@ -44,10 +44,10 @@ def ladder(engine: MatchingEngine, depth: int = 8, title: str | None = None) -> 
     return table
 
 
-def trades_table(engine: MatchingEngine, fills: Sequence[Fill], limit: int = 12) -> Table:
+def trades_table(engine: MatchingEngine, fills: Sequence[Fill], limit: int = 12, title: str = "last trades") -> Table:
     """The most recent fills, newest first: aggressor side, price, size, maker and taker."""
     spec = engine.spec
-    table = Table(title="last trades", show_edge=False, pad_edge=False)
+    table = Table(title=title, show_edge=False, pad_edge=False)
     for name, justify in (("seq", "right"), ("side", "left"), ("price", "right"), ("qty", "right"), ("maker → taker", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for f in list(fills)[-limit:][::-1]:
