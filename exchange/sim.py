@@ -22,8 +22,8 @@ delayed): agents that model latency honestly build their view from delivered eve
 
 Latency (``Latency``, per agent): an order sent at ``t`` reaches the exchange at
 ``t + order delay``; events produced at ``t`` reach the agent at ``t + data delay``. Each delay
-is a constant plus, optionally, a jitter drawn from the agent's own seeded generator
-(uniform on ``[0, jitter_ns]``). Zero by default; with zero data delay the events are
+is a constant plus, optionally, a jitter drawn from a seeded generator of the agent's own,
+kept apart from the one it decides with (uniform on ``[0, jitter_ns]``). Zero by default; with zero data delay the events are
 delivered at once, before anything else scheduled for the same instant. Orders an agent sends with the same delay
 arrive in the order sent; with jitter they may overtake each other, as on a network.
 
@@ -97,13 +97,14 @@ class Agent:
 class Context:
     """An agent's handle on the simulation: the clock, its generator, sending and waking."""
 
-    __slots__ = ("sim", "agent", "trader", "rng", "_order_delay", "_order_jitter")
+    __slots__ = ("sim", "agent", "trader", "rng", "latency_rng", "_order_delay", "_order_jitter")
 
-    def __init__(self, sim: Simulator, agent: Agent, rng: random.Random) -> None:
+    def __init__(self, sim: Simulator, agent: Agent, rng: random.Random, latency_rng: random.Random) -> None:
         self.sim = sim
         self.agent = agent
         self.trader = agent.trader
-        self.rng = rng
+        self.rng = rng  # the agent's decisions
+        self.latency_rng = latency_rng  # its jitter, apart, so turning jitter on changes no decision
         self._order_delay = agent.latency.order_ns
         self._order_jitter = agent.latency.order_jitter_ns
 
@@ -116,7 +117,7 @@ class Context:
         """Send a command; it reaches the exchange after the agent's order latency."""
         delay = self._order_delay
         if self._order_jitter:
-            delay += self.rng.randint(0, self._order_jitter)
+            delay += self.latency_rng.randint(0, self._order_jitter)
         sim = self.sim
         heappush(sim._heap, (sim.now + delay, sim._next(), _ORDER, symbol, command))
 
@@ -164,7 +165,10 @@ class Simulator:
         self._heap: list[tuple] = []
         self._next = count().__next__
         self._next_order_id = count(1).__next__
-        self._contexts = [Context(self, a, random.Random(f"{seed}/{i}/{a.trader}")) for i, a in enumerate(agents)]
+        self._contexts = [
+            Context(self, a, random.Random(f"{seed}/{i}/{a.trader}"), random.Random(f"{seed}/{i}/{a.trader}/latency"))
+            for i, a in enumerate(agents)
+        ]
         self._by_trader = {c.trader: c for c in self._contexts}
         # per symbol: market-data subscribers without jitter, grouped by their constant data
         # delay (one heap entry per group and command), and those with jitter (one each)
@@ -267,7 +271,7 @@ class Simulator:
     @staticmethod
     def _data_delay(ctx: Context) -> int:
         lat = ctx.agent.latency
-        return lat.data_ns + (ctx.rng.randint(0, lat.data_jitter_ns) if lat.data_jitter_ns else 0)
+        return lat.data_ns + (ctx.latency_rng.randint(0, lat.data_jitter_ns) if lat.data_jitter_ns else 0)
 
     # ---- reading ------------------------------------------------------------------------------
     def iter_events(self) -> Iterator[tuple[int, str, object]]:

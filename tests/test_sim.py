@@ -111,3 +111,14 @@ def test_configuration_errors_are_refused_up_front() -> None:
     stray.symbols = ("NOPE",)
     with pytest.raises(ValueError, match="unknown symbols"):
         Simulator(venue, [stray])
+
+
+def test_jitter_changes_timing_but_not_the_agents_decisions() -> None:
+    calm = Poster(1)
+    shaky = Poster(1, Latency(order_jitter_ns=400 * US))
+    run(seed=8, agents=[calm], until=100 * MS)
+    run(seed=8, agents=[shaky], until=100 * MS)
+    def sent(agent: Poster) -> list:  # what it decided, whatever order the network delivered it in
+        return sorted((ev.order_id, ev.side, ev.qty, ev.price) for _, ev in agent.seen if type(ev).__name__ == "Accepted")
+
+    assert sent(calm) == sent(shaky) and len(sent(calm)) > 50
