@@ -1,160 +1,117 @@
-"""``make demo``: replay a seeded order stream on the ``nyse`` and ``cme`` presets, live.
+"""``make demo``: a seeded market session on an NYSE-style and a CME-style instrument.
 
-The stream is the benchmark's standard stream (passive limits, cancels, market and
-marketable orders from 16 traders), scaled to each instrument's tick, with each venue's
-own instructions mixed in: icebergs, post-only and IOC orders on nyse; icebergs, stops,
-stop-limits and market-limit orders on cme. The books are drawn while they replay; a
-summary of what each engine printed follows.
+Market makers (Avellaneda-Stoikov), noise traders, a momentum and a mean-reversion trader
+trade ``XYZ`` (``nyse``: price-time FIFO, cents) and ``ES`` (``cme``: pro rata with TOP,
+quarter-point ticks) for a simulated session, far faster than real time. The books, the
+trades and every trader's PnL are drawn live while it runs; then the PnL leaderboard is
+printed and the CSV files (``trades.csv``, ``performance.csv`` per symbol) and plots (mid and
+spread, volume, equity) are written to an output folder the demo names.
 
-    python demo.py [--messages 20000] [--seed 7] [--fast]
+    python demo.py [--seconds 60] [--seed 7] [--out out/demo] [--fast]
 """
 
 from __future__ import annotations
 
 import argparse
-import random
-import time
-from collections import Counter
-from dataclasses import dataclass, field
+from pathlib import Path
 
-import msgspec
-from rich.columns import Columns
-from rich.console import Console, Group
-from rich.live import Live
+from rich.console import Console
 from rich.table import Table
 
-from bench.stream import generate_stream
-from exchange import (
-    Fill,
-    InstrumentSpec,
-    MatchingEngine,
-    NewOrder,
-    OrderType,
-    Rejected,
-    TimeInForce,
-    cme,
-    nyse,
+from agents import (
+    AvellanedaStoikovMaker,
+    MarketMakerConfig,
+    MeanReversionConfig,
+    MeanReversionTrader,
+    MomentumConfig,
+    MomentumTrader,
+    NoiseConfig,
+    NoiseTrader,
 )
-from view import ladder, trades_table
+from exchange import cme, nyse
+from exchange.accounts import FeeSchedule
+from exchange.sim import MS, SECOND, Agent, Latency, Simulator
+from exchange.venue import Exchange, MarginPolicy, RiskLimits
+from report import CsvExporter, plot_all
+from view import run_live
+
+START = {"XYZ": 10_000, "ES": 500_000}  # $100.00 and 5000.00 in each instrument's price units
 
 
-def venue_orders(spec: InstrumentSpec, rnd: random.Random, oid: int, near: int) -> NewOrder:
-    """One order using an instruction the venue is known for, priced near ``near``."""
-    side = rnd.choice((1, -1))
-    trader = rnd.randint(1, 16)
-    tick = spec.tick
-    if spec.rule.name == "fifo":
-        kind = rnd.choice(("iceberg", "post_only", "ioc"))
-        if kind == "iceberg":
-            return NewOrder(oid, trader, side, 40, near - side * tick, display_qty=5)
-        if kind == "post_only":
-            return NewOrder(oid, trader, side, 8, near - side * tick, post_only=True)
-        return NewOrder(oid, trader, side, 12, near + side * tick, tif=TimeInForce.IOC)
-    kind = rnd.choice(("iceberg", "stop", "stop_limit", "market_limit"))
-    if kind == "iceberg":
-        return NewOrder(oid, trader, side, 40, near - side * tick, display_qty=5)
-    if kind == "market_limit":
-        return NewOrder(oid, trader, side, 10, type=OrderType.MARKET_LIMIT)
-    trigger = near + side * 3 * tick
-    if kind == "stop":
-        return NewOrder(oid, trader, side, 6, type=OrderType.STOP, stop_price=trigger)
-    return NewOrder(oid, trader, side, 6, trigger + side * tick, type=OrderType.STOP_LIMIT, stop_price=trigger)
-
-
-def demo_stream(spec: InstrumentSpec, messages: int, seed: int) -> list:
-    """The standard stream scaled to ``spec.tick``, with a venue order every 50 messages."""
-    rnd = random.Random(seed)
-    out: list = []
-    near = 10_000 * spec.tick
-    extra_id = 10_000_000
-    for i, c in enumerate(generate_stream(messages, seed).commands):
-        if type(c) is NewOrder and c.price is not None:
-            c = msgspec.structs.replace(c, price=c.price * spec.tick)
-            near = c.price
-        out.append(c)
-        if i % 50 == 49:
-            extra_id += 1
-            out.append(venue_orders(spec, rnd, extra_id, near))
-    return out
-
-
-@dataclass
-class Replay:
-    """One preset's replay: its engine and what it printed."""
-
-    name: str
-    engine: MatchingEngine
-    messages: int = 0
-    kinds: Counter = field(default_factory=Counter)
-    fills: list[Fill] = field(default_factory=list)
-    rejects: Counter = field(default_factory=Counter)
-    busy_s: float = 0.0
-
-    def feed(self, commands: list) -> None:
-        t0 = time.perf_counter()
-        events = self.engine.submit_many(commands)
-        self.busy_s += time.perf_counter() - t0
-        self.messages += len(commands)
-        for ev in events:
-            self.kinds[type(ev).__name__] += 1
-            if type(ev) is Fill:
-                self.fills.append(ev)
-            elif type(ev) is Rejected:
-                self.rejects[str(ev.reason)] += 1
-
-    def frame(self) -> Group:
-        status = f"{self.messages:,} messages · {len(self.fills):,} fills · rejected: {dict(self.rejects) or 'none'}"
-        return Group(Columns([ladder(self.engine, depth=8), trades_table(self.engine, self.fills)]), status)
-
-
-def summary(replays: list[Replay]) -> Table:
-    table = Table(title="what each engine printed")
-    table.add_column("")
-    for r in replays:
-        table.add_column(r.name, justify="right")
-
-    def line(label: str, values: list[object]) -> None:
-        table.add_row(label, *[str(v) for v in values])
-
-    line("messages", [r.messages for r in replays])
-    for kind in ("Accepted", "Fill", "Cancelled", "Triggered", "Refreshed", "Rejected", "BookUpdate"):
-        line(f"  {kind} events", [r.kinds[kind] for r in replays])
-    volumes = [sum(f.qty for f in r.fills) for r in replays]
-    line("volume (lots)", volumes)
-    line(
-        "VWAP",
-        [r.engine.spec.to_price(sum(f.price * f.qty for f in r.fills) // max(1, v)) for r, v in zip(replays, volumes)],
+def market(seed: int) -> Simulator:
+    """The demo venue and its traders (ids: makers 1-2 and 11-12, noise 3-6 and 13-16...)."""
+    venue = Exchange(
+        {"XYZ": nyse("XYZ"), "ES": cme("ES")},
+        fees=FeeSchedule(maker_bps=-1, taker_bps=2),
+        starting_cash=100_000_000,  # $1,000,000 in cents
+        risk=RiskLimits(max_order_qty=200, max_position=400),
+        margin=MarginPolicy(maintenance_bps=1_000),
     )
-    line("resting orders", [len(r.engine.book.orders) for r in replays])
-    line("replay speed (msgs/s)", [f"{r.messages / r.busy_s:,.0f}" for r in replays])
-    line("book state hash", [r.engine.state_hash()[:16] for r in replays])
+    agents: list[Agent] = []
+    for base, symbol in ((1, "XYZ"), (11, "ES")):
+        ref = START[symbol]
+        agents += [
+            AvellanedaStoikovMaker(base, symbol, MarketMakerConfig(reference_price=ref, gamma=0.05, quote_qty=8)),
+            AvellanedaStoikovMaker(base + 1, symbol, MarketMakerConfig(reference_price=ref, gamma=0.2, quote_qty=5), latency=Latency(order_ns=2 * MS)),
+            *(NoiseTrader(base + 2 + i, symbol, NoiseConfig(reference_price=ref, rate_hz=20.0)) for i in range(4)),
+            MomentumTrader(base + 6, symbol, MomentumConfig(signal="trade_flow")),
+            MeanReversionTrader(base + 7, symbol, MeanReversionConfig()),
+        ]
+    return Simulator(venue, agents, seed=seed)
+
+
+def leaderboard(sim: Simulator) -> Table:
+    """Traders by equity change, with what they are and what they hold."""
+    venue = sim.exchange
+    marks = venue.marks()
+    scale = venue.engines["XYZ"].spec.price_scale
+    table = Table(title=f"PnL leaderboard after {sim.now / SECOND:g} simulated seconds")
+    for col in ("#", "trader", "strategy", "XYZ", "ES", "fills", "fees $", "PnL $"):
+        table.add_column(col, justify="right" if col not in ("strategy",) else "left")
+    kinds = {ctx.trader: type(ctx.agent).__name__ for ctx in sim._contexts}
+    rows = []
+    for trader, acct in venue.accounts.by_trader.items():
+        pnl = (acct.equity(marks) - venue.accounts.starting_cash) * float(scale)
+        rows.append((pnl, trader, acct))
+    for rank, (pnl, trader, acct) in enumerate(sorted(rows, key=lambda r: -r[0]), 1):
+        style = "green" if pnl > 0 else "red" if pnl < 0 else ""
+        table.add_row(
+            str(rank), str(trader), kinds.get(trader, "?") + (" (barred)" if trader in venue.barred else ""),
+            str(acct.position("XYZ")), str(acct.position("ES")), str(acct.fills),
+            f"{acct.fees * float(scale):,.2f}", f"[{style}]{pnl:,.2f}[/{style}]" if style else f"{pnl:,.2f}",
+        )
     return table
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000, help="messages of the standard stream")
+    parser.add_argument("--seconds", type=int, default=300, help="simulated seconds")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--fast", action="store_true", help="replay without pausing between frames")
-    args = parser.parse_args()
+    parser.add_argument("--out", default="out/demo", help="folder for the CSV files and plots")
+    parser.add_argument("--fast", action="store_true", help="no pause between frames")
+    args = parser.parse_args(argv)
     console = Console()
-    replays = []
-    for spec in (nyse("XYZ"), cme("ES")):
-        replay = Replay(f"{spec.symbol} ({spec.rule.name})", MatchingEngine(spec))
-        commands = demo_stream(spec, args.messages, args.seed)
-        chunk = 250
-        with Live(replay.frame(), console=console, refresh_per_second=12) as live:
-            for i in range(0, len(commands), chunk):
-                replay.feed(commands[i : i + chunk])
-                live.update(replay.frame())
-                if not args.fast:
-                    time.sleep(0.02)
-        replay.engine.check_invariants()
-        console.print()
-        console.print(f"[dim]{replay.name}: {replay.messages:,} messages replayed; book invariants hold.[/dim]\n")
-        replays.append(replay)
-    console.print(summary(replays))
+    out = Path(args.out) / f"seed{args.seed}"
+    sim = market(args.seed)
+    with CsvExporter(out, sim) as csv:
+        run_live(sim, args.seconds * SECOND, step_ns=500 * MS, exporter=csv, console=console, pause_s=0.0 if args.fast else 0.01)
+    venue = sim.exchange
+    venue.accounts.check_conservation()
+    for engine in venue.engines.values():
+        engine.check_invariants()
+    console.print(leaderboard(sim))
+    plots = plot_all(sim, out)
+    fills = sum(1 for _, _, ev in sim.iter_events() if type(ev).__name__ == "Fill")
+    console.print(
+        f"{len(sim.log):,} orders and {sim.events_produced:,} exchange events ({fills:,} fills); "
+        f"accounts conserved, books consistent."
+    )
+    console.print(f"CSV files and {len(plots)} plots written to [bold]{out}[/bold]:")
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            console.print(f"  {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

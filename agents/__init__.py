@@ -11,6 +11,8 @@ an ``exchange.sim.Agent`` shell that trades one symbol (see ``agents.base`` for 
 | ``mean_reversion`` | ``MeanReversionTrader`` | ``MeanReversionConfig`` | fades deviations from an EWMA |
 | ``twap`` | ``TwapTrader`` | ``TwapConfig`` | works a parent order in equal time slices |
 
+``ReplayAgent`` (``agents.replay``) replays a LOBSTER message file as background flow.
+
 ``make_agent(name, trader, symbol, config)`` builds one by name (for configs composed by
 Hydra at an entry point); ``AGENTS`` maps each name to its (agent, config) classes.
 """
@@ -32,6 +34,7 @@ from agents.market_maker import AvellanedaStoikovMaker, MarketMakerConfig, Quote
 from agents.mean_reversion import MeanReversionConfig, MeanReversionTrader
 from agents.momentum import MomentumConfig, MomentumTrader
 from agents.noise import NoiseConfig, NoiseTrader
+from agents.replay import ReplayAgent, ReplayStats
 from agents.twap import TwapConfig, TwapProgress, TwapTrader
 from exchange.sim import Latency
 
@@ -57,6 +60,8 @@ def make_agent(name: str, trader: int, symbol: str, config: object, *, latency: 
 
 __all__ = [
     "AGENTS",
+    "ReplayAgent",
+    "ReplayStats",
     "AvellanedaStoikovMaker",
     "BookView",
     "CancelOrder",
