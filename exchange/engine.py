@@ -731,16 +731,7 @@ class MatchingEngine:
                     if tops[top_side] is m:
                         tops[top_side] = None
                     if hidden:
-                        s = m[DISPLAY] if hidden > m[DISPLAY] else hidden
-                        fresh = m[:]
-                        fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, seq()
-                        queue.append(fresh)
-                        if s > level.biggest:
-                            level.biggest = s
-                        level.qty += s
-                        level.hidden -= s
-                        orders[m[ID]] = fresh
-                        out.append(Refreshed(fresh[TIME], m[ID], m[TRADER], s))
+                        self._refresh(m, hidden, level, out)
                     else:
                         level.count -= 1
                         del orders[m[ID]]
@@ -778,16 +769,7 @@ class MatchingEngine:
                     if self._top[top_side] is m:
                         self._top[top_side] = None
                     if hidden:
-                        s = m[DISPLAY] if hidden > m[DISPLAY] else hidden
-                        fresh = m[:]
-                        fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, seq()
-                        level.queue.append(fresh)
-                        if s > level.biggest:
-                            level.biggest = s
-                        level.qty += s
-                        level.hidden -= s
-                        orders[m[ID]] = fresh
-                        out.append(Refreshed(fresh[TIME], m[ID], m[TRADER], s))
+                        self._refresh(m, hidden, level, out)
                     else:
                         level.count -= 1
                         del orders[m[ID]]
@@ -839,6 +821,22 @@ class MatchingEngine:
         level.count += 1
         self.book.orders[o[ID]] = o
         out.append(BookUpdate(s, side, price, level.qty, level.count))
+
+    def _refresh(self, o: list, hidden: int, level: Level, out: list) -> None:
+        """Show an exhausted iceberg's next slice of its ``hidden`` lots at the back of the queue.
+
+        The old entry (already dead) stays where it was; a fresh entry with a new priority
+        stamp takes the order's id."""
+        s = o[DISPLAY] if hidden > o[DISPLAY] else hidden
+        fresh = o[:]
+        fresh[QTY], fresh[HIDDEN], fresh[TIME] = s, hidden - s, self._next_seq()
+        level.queue.append(fresh)
+        if s > level.biggest:
+            level.biggest = s
+        level.qty += s
+        level.hidden -= s
+        self.book.orders[o[ID]] = fresh
+        out.append(Refreshed(fresh[TIME], o[ID], o[TRADER], s))
 
     def _self_match_cancel(self, o: list, level: Level, out: list) -> None:
         """Cancel a resting order for self-match prevention, inside a level being matched."""
