@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from exchange.book import OrderBook
 from exchange.commands import Cancel, Modify, NewOrder
@@ -474,6 +474,29 @@ def toward_target(
     if limit_price is not None:
         price = min(price, limit_price) if side == 1 else max(price, limit_price)
     return [PlaceOrder(side, qty, price, tif)]
+
+
+class TargetStyle(Protocol):
+    """What a config needs to say about how to trade toward a target position."""
+
+    clip_qty: int
+    aggression_ticks: int
+    passive: bool
+
+
+def step_toward(target: int, book: BookView, orders: OrderTracker, style: TargetStyle, tick: int, lot: int) -> list[Intent]:
+    """``toward_target`` from the tracked position, with a config's clip, aggression and passivity."""
+    return toward_target(
+        target,
+        orders.position,
+        book,
+        orders,
+        clip=style.clip_qty,
+        tick=tick,
+        lot=lot,
+        aggression_ticks=style.aggression_ticks,
+        passive=style.passive,
+    )
 
 
 def _join_price(book: BookView, side: int, tick: int) -> int | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.base import BookView, Intent, OrderTracker, ScriptedAgent, toward_target
+from agents.base import BookView, Intent, OrderTracker, ScriptedAgent, step_toward
 from exchange.sim import MS, SECOND, Context, Latency
 
 
@@ -91,18 +91,7 @@ def decide(
     the intents that move toward it."""
     if deviation is not None:
         target = target_for(deviation, target, config)
-    intents = toward_target(
-        target,
-        orders.position,
-        book,
-        orders,
-        clip=config.clip_qty,
-        tick=tick,
-        lot=lot,
-        aggression_ticks=config.aggression_ticks,
-        passive=config.passive,
-    )
-    return target, intents
+    return target, step_toward(target, book, orders, config, tick, lot)
 
 
 class MeanReversionTrader(ScriptedAgent):

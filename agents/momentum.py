@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from agents.base import BookView, Intent, OrderTracker, ScriptedAgent, toward_target
+from agents.base import BookView, Intent, OrderTracker, ScriptedAgent, step_toward
 from exchange.events import Fill
 from exchange.sim import MS, SECOND, Context, Latency
 
@@ -135,18 +135,7 @@ def decide(
 ) -> tuple[int, list[Intent]]:
     """The new target for ``signal`` and the intents that move toward it."""
     target = target_for(signal, target, config)
-    intents = toward_target(
-        target,
-        orders.position,
-        book,
-        orders,
-        clip=config.clip_qty,
-        tick=tick,
-        lot=lot,
-        aggression_ticks=config.aggression_ticks,
-        passive=config.passive,
-    )
-    return target, intents
+    return target, step_toward(target, book, orders, config, tick, lot)
 
 
 class MomentumTrader(ScriptedAgent):
