@@ -34,7 +34,8 @@ Priority. TOP: the order that rested at a price better than its side's best (or 
 empty side) is its side's TOP until filled, cancelled, refreshed, re-priced, or bettered.
 Modify: a smaller quantity at the same price keeps time priority (and TOP); a new price or
 a larger quantity is a cancel/replace: the order goes to the back of its new level and
-trades at once if it crosses (a post-only modify that would cross is refused instead).
+trades at once if it crosses (a post-only modify that would cross is refused instead). It
+becomes TOP only if its new price betters its side's best from before the modify.
 
 Self-match prevention. Orders with the same ``smp_id`` never trade together; orders with
 no id are not checked. The aggressor's mode (or the instrument's default) decides, when an
@@ -45,8 +46,9 @@ would have executed are cancelled); CANCEL_AGGRESSING cancels the aggressor's wh
 remainder, which never rests; CANCEL_BOTH does that and also cancels the resting order.
 
 Events, in order, for one command: ``Accepted`` or ``Rejected``; then, per price level
-traded, in allocation order, each ``Fill`` (with any ``Cancelled``/self-match and
-``Refreshed`` where they happen) and one ``BookUpdate`` for the level; then the
+reached, in allocation order, each ``Fill`` (with any ``Cancelled``/self-match and
+``Refreshed`` where they happen) and one ``BookUpdate`` for the level if anything on it
+traded or was cancelled; then the
 remainder's fate (a ``BookUpdate`` where it rests, or ``Cancelled``); then for each
 elected stop ``Triggered`` followed by that order's own events. Cancel, modify, mass
 cancel and session end emit ``Cancelled``/``Modified``/``Expired`` with the level's

@@ -1263,7 +1263,7 @@ def test_regression_fok_ignores_a_same_smp_order_fifo_never_reaches() -> None:
     assert [(e.maker_id, e.qty) for e in events if isinstance(e, Fill)] == [(1, 5)]
 
 
-@pytest.mark.parametrize(("tif", "min_qty"), [(FOK, None), (IOC, 5)])
+@pytest.mark.parametrize(("tif", "min_qty"), [(FOK, None), (IOC, 5)], ids=["fok", "ioc_min_qty"])
 def test_regression_pro_rata_fok_fillable_without_the_same_smp_order(tif: int, min_qty: int | None) -> None:
     """Was refused: under pro rata a same-SMP order at the level made the whole level count
     for nothing, though TOP alone fills the order."""
