@@ -117,10 +117,6 @@ _R = RejectReason
 _UNFILLED, _SELF_MATCH, _USER = CancelReason.UNFILLED, CancelReason.SELF_MATCH, CancelReason.USER
 
 
-def _is_int(x: object) -> bool:
-    return type(x) is int
-
-
 class MatchingEngine:
     """One instrument's order book and matching, driven by commands (see module docstring)."""
 

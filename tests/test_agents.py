@@ -3,6 +3,7 @@ presets, deterministically; the pure decision steps are checked on hand-made sta
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -544,7 +545,7 @@ def test_make_agent_and_configs():
     ):
         with pytest.raises(ValueError):
             bad()
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
         MomentumConfig().max_position = 3  # type: ignore[misc]
 
 

@@ -145,7 +145,7 @@ def test_final_performance_rows_agree_with_the_venue_accounts(tmp_path: Path) ->
     final = [r for r in rows if r[0] == seconds(sim.now)]
     accounts, marks = sim.exchange.accounts, sim.exchange.marks()
     assert sorted(int(r[1]) for r in final) == sorted(accounts.by_trader) == [1, 2, 3, 4]
-    for ts, trader, position, cash, realized, equity in final:
+    for _ts, trader, position, cash, realized, equity in final:
         acct = accounts.by_trader[int(trader)]
         assert int(position) == acct.position("XYZ")
         assert Decimal(cash) == Decimal(acct.cash) / 100  # exact
