@@ -17,7 +17,10 @@ Measured in the same process, on the same orders:
 - ``engine``: the very commands the simulation sent (recorded in an untimed run with the
   same seed), replayed through a fresh ``MatchingEngine.submit_many`` in chunks;
 - ``overhead_ratio`` = sim time per order / engine time per order (target <= 1.5: the
-  scheduler and agent dispatch add at most 50% to the engine's own cost).
+  scheduler and agent dispatch add at most 50% to the engine's own cost);
+- ``dispatch_overhead_ratio``: the same orders sent at the same times by agents that
+  decide nothing (each replays its recorded script), so the simulator's own cost (heap,
+  callbacks, delivery, accounts) is measured without the noise traders' decisions.
 
 ``--json``: the last stdout line is one JSON object with ``events_per_s``,
 ``engine_msgs_per_s``, ``sim_orders_per_s``, ``overhead_ratio`` and the workload.
@@ -26,6 +29,7 @@ Measured in the same process, on the same orders:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -99,18 +103,61 @@ class Workload:
     feed_share: float = 0.0  # fraction of agents subscribed to the public feed
 
     def simulator(self, record: list | None = None) -> Simulator:
+        """The workload's simulation; ``record`` collects ``(arrival ns, command)`` pairs."""
         venue = Exchange({SYMBOL: nyse(SYMBOL)}, starting_cash=10**12)
+        feed = round(self.feed_share * self.agents)
+        agents = [NoiseAgent(t, int(self.interval_ms * MS), market_data=t <= feed) for t in range(1, self.agents + 1)]
+        sim = Simulator(venue, agents, seed=self.seed)
         if record is not None:
             submit = venue.submit
 
             def recording(symbol: str, command: object) -> list:
-                record.append(command)
+                record.append((sim.now, command))
                 return submit(symbol, command)
 
             venue.submit = recording  # type: ignore[method-assign]
-        feed = round(self.feed_share * self.agents)
-        agents = [NoiseAgent(t, int(self.interval_ms * MS), market_data=t <= feed) for t in range(1, self.agents + 1)]
-        return Simulator(venue, agents, seed=self.seed)
+        return sim
+
+
+class ScriptAgent(Agent):
+    """Sends a fixed list of ``(time, command)`` at those times: dispatch with no decisions."""
+
+    market_data = False
+
+    def __init__(self, trader: int, script: list[tuple[int, object]]) -> None:
+        super().__init__(trader)
+        self.script = script
+        self.i = 0
+
+    def on_start(self, ctx: Context) -> None:
+        if self.script:
+            ctx.wake_at(self.script[0][0])
+
+    def on_wakeup(self, ctx: Context) -> None:
+        script, i = self.script, self.i
+        ctx.submit(SYMBOL, script[i][1])
+        self.i = i = i + 1
+        if i < len(script):
+            ctx.wake_at(script[i][0])
+
+    def on_events(self, ctx: Context, symbol: str, events: list) -> None:
+        pass
+
+
+def script_simulator(recorded: list[tuple[int, object]]) -> Simulator:
+    """The recorded orders sent again by agents that decide nothing, at the same times."""
+    scripts: dict[int, list[tuple[int, object]]] = {}
+    for t, command in recorded:
+        scripts.setdefault(command.trader, []).append((t, command))  # type: ignore[attr-defined]
+    venue = Exchange({SYMBOL: nyse(SYMBOL)}, starting_cash=10**12)
+    return Simulator(venue, [ScriptAgent(trader, script) for trader, script in sorted(scripts.items())])
+
+
+def time_script(recorded: list[tuple[int, object]], until: int) -> float:
+    sim = script_simulator(recorded)
+    t0 = time.perf_counter()
+    sim.run(until=until)
+    return time.perf_counter() - t0
 
 
 def time_sim(w: Workload) -> tuple[float, int, int]:
@@ -141,21 +188,27 @@ def main(argv: list[str] | None = None) -> int:
     w = Workload(args.agents, args.seconds, args.interval_ms, args.seed, args.feed_share)
     console = Console(stderr=args.json)
 
-    commands: list = []
-    w.simulator(record=commands).run(until=w.seconds * SECOND)
+    recorded: list[tuple[int, object]] = []
+    w.simulator(record=recorded).run(until=w.seconds * SECOND)
+    commands = [c for _, c in recorded]
     sims: list[float] = []
+    scripts: list[float] = []
     engines: list[float] = []
     orders = events = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("sim vs engine", total=args.repeats)
         for _ in range(args.repeats):
+            gc.collect()  # each run starts with the previous runs' garbage gone (untimed)
             dt, orders, events = time_sim(w)
             sims.append(dt)
+            gc.collect()
+            scripts.append(time_script(recorded, w.seconds * SECOND))
+            gc.collect()
             engines.append(time_engine(commands))
             progress.advance(task)
     if orders != len(commands):
         raise SystemExit(f"the timed run sent {orders} orders, the recording {len(commands)}: not deterministic")
-    sim_s, eng_s = statistics.median(sims), statistics.median(engines)
+    sim_s, eng_s, script_s = statistics.median(sims), statistics.median(engines), statistics.median(scripts)
     ratios = [s / e for s, e in zip(sims, engines)]
     result = {
         "workload": f"noise-{w.agents}" + (f"-feed{w.feed_share:g}" if w.feed_share else ""),
@@ -171,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine_us_per_order": round(1e6 * eng_s / orders, 3),
         "overhead_ratio": round(sim_s / eng_s, 3),
         "overhead_ratio_paired_median": round(statistics.median(ratios), 3),
+        "script_us_per_order": round(1e6 * script_s / orders, 3),
+        "dispatch_overhead_ratio": round(script_s / eng_s, 3),
         "speedup_vs_real_time": round(w.seconds / sim_s, 1),
         "repeats": args.repeats,
         "machine": machine_info(),
@@ -179,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("", "per order", "per second", "ratio"):
         table.add_column(col, justify="right")
     table.add_row("simulation", f"{result['sim_us_per_order']} µs", f"{result['sim_orders_per_s']:,} orders/s", f"{result['overhead_ratio']}x")
+    table.add_row(
+        "same orders, agents that decide nothing",
+        f"{result['script_us_per_order']} µs",
+        f"{round(orders / script_s):,} orders/s",
+        f"{result['dispatch_overhead_ratio']}x",
+    )
     table.add_row("engine alone", f"{result['engine_us_per_order']} µs", f"{result['engine_msgs_per_s']:,} msgs/s", "1.00x")
     table.add_row("exchange events", "", f"{result['events_per_s']:,} events/s", "")
     console.print(table)

@@ -97,7 +97,9 @@ class Agent:
 class Context:
     """An agent's handle on the simulation: the clock, its generator, sending and waking."""
 
-    __slots__ = ("sim", "agent", "trader", "rng", "latency_rng", "_order_delay", "_order_jitter")
+    __slots__ = (
+        "sim", "agent", "trader", "rng", "latency_rng", "feed", "_order_delay", "_order_jitter", "_data_delay", "_data_jitter",
+    )
 
     def __init__(self, sim: Simulator, agent: Agent, rng: random.Random, latency_rng: random.Random) -> None:
         self.sim = sim
@@ -105,8 +107,11 @@ class Context:
         self.trader = agent.trader
         self.rng = rng  # the agent's decisions
         self.latency_rng = latency_rng  # its jitter, apart, so turning jitter on changes no decision
-        self._order_delay = agent.latency.order_ns
-        self._order_jitter = agent.latency.order_jitter_ns
+        symbols = sim.exchange.engines if agent.symbols is None else agent.symbols
+        self.feed = frozenset(symbols) if agent.market_data else frozenset()  # symbols whose feed it takes
+        lat = agent.latency
+        self._order_delay, self._order_jitter = lat.order_ns, lat.order_jitter_ns
+        self._data_delay, self._data_jitter = lat.data_ns, lat.data_jitter_ns
 
     @property
     def now(self) -> int:
@@ -194,6 +199,7 @@ class Simulator:
                 ctx.agent.on_start(ctx)
         heap = self._heap
         submit = self.exchange.submit
+        liquidations = self.exchange.margin is not None
         log = self.log
         stop_at = None if max_events is None else self.events_produced + max_events
         while heap:
@@ -208,10 +214,11 @@ class Simulator:
                 log.append((time, a, events))
                 self.events_produced += len(events)
                 self._deliver(a, events)
-                for symbol, side_events in self.exchange.take_side_events():  # liquidations elsewhere
-                    log.append((time, symbol, side_events))
-                    self.events_produced += len(side_events)
-                    self._deliver(symbol, side_events)
+                if liquidations:
+                    for symbol, side_events in self.exchange.take_side_events():  # liquidations elsewhere
+                        log.append((time, symbol, side_events))
+                        self.events_produced += len(side_events)
+                        self._deliver(symbol, side_events)
             elif kind == _DELIVER:
                 events, contexts, skip = b
                 for ctx in contexts:
@@ -227,7 +234,8 @@ class Simulator:
 
         The public part goes to the feed's subscribers, one heap entry per delay group;
         each trader named in the events gets its own view (its private events merged with
-        the feed if it subscribes) in an entry of its own."""
+        the feed if it subscribes) in an entry of its own. Zero-delay views are delivered
+        at once, feed first."""
         involved: dict[int, None] = {}
         public = False
         for ev in events:
@@ -241,8 +249,8 @@ class Simulator:
             else:
                 involved[ev.trader] = None  # type: ignore[attr-defined]
         heap, nxt, now, by_trader = self._heap, self._next, self.now, self._by_trader
-        due: list[tuple[list, Sequence[Context], object]] = []  # zero delay: delivered right away
-        if public:
+        due: list[tuple[list, Sequence[Context], object]] = []
+        if public and (self._feed_groups[symbol] or self._feed_jitter[symbol]):
             shared = [ev for ev in events if type(ev) in _PUBLIC]
             for delay, contexts in self._feed_groups[symbol].items():
                 if delay:
@@ -251,14 +259,20 @@ class Simulator:
                     due.append((shared, contexts, involved))
             for ctx in self._feed_jitter[symbol]:
                 if ctx.trader not in involved:
-                    heappush(heap, (now + self._data_delay(ctx), nxt(), _DELIVER, symbol, (shared, (ctx,), ())))
+                    heappush(heap, (now + self._delay(ctx), nxt(), _DELIVER, symbol, (shared, (ctx,), ())))
         for trader in involved:
             ctx = by_trader.get(trader)
             if ctx is None:
                 continue
-            sees_feed = ctx.agent.market_data and (ctx.agent.symbols is None or symbol in ctx.agent.symbols)
-            mine = [ev for ev in events if _visible(ev, trader, sees_feed)]
-            delay = self._data_delay(ctx)
+            if symbol in ctx.feed:
+                mine = [ev for ev in events if type(ev) in _PUBLIC or ev.trader == trader]  # type: ignore[attr-defined]
+            else:
+                mine = [
+                    ev
+                    for ev in events
+                    if (ev.maker_trader == trader or ev.taker_trader == trader if type(ev) is Fill else type(ev) is not BookUpdate and ev.trader == trader)  # type: ignore[attr-defined]
+                ]
+            delay = ctx._data_delay + (ctx.latency_rng.randint(0, ctx._data_jitter) if ctx._data_jitter else 0)
             if delay:
                 heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (mine, (ctx,), ())))
             else:
@@ -269,9 +283,8 @@ class Simulator:
                     ctx.agent.on_events(ctx, symbol, batch)
 
     @staticmethod
-    def _data_delay(ctx: Context) -> int:
-        lat = ctx.agent.latency
-        return lat.data_ns + (ctx.latency_rng.randint(0, lat.data_jitter_ns) if lat.data_jitter_ns else 0)
+    def _delay(ctx: Context) -> int:
+        return ctx._data_delay + (ctx.latency_rng.randint(0, ctx._data_jitter) if ctx._data_jitter else 0)
 
     # ---- reading ------------------------------------------------------------------------------
     def iter_events(self) -> Iterator[tuple[int, str, object]]:
@@ -283,15 +296,6 @@ class Simulator:
     def context(self, trader: int) -> Context:
         """The context of the agent trading as ``trader``."""
         return self._by_trader[trader]
-
-
-def _visible(ev: object, trader: int, sees_feed: bool) -> bool:
-    t = type(ev)
-    if t is Fill:
-        return sees_feed or ev.maker_trader == trader or ev.taker_trader == trader  # type: ignore[attr-defined]
-    if t is BookUpdate:
-        return sees_feed
-    return ev.trader == trader  # type: ignore[attr-defined]
 
 
 def run_agents(exchange: Exchange, agents: Iterable[Agent], *, seed: int = 0, until: int) -> Simulator:
