@@ -1,0 +1,75 @@
+"""The observation vector of the trading environments: layout, bounds and construction.
+
+One flat ``float32`` vector of ``4 * L + 8`` features (``L = config.depth``), in this order:
+
+| index | feature | unit | bounds |
+| --- | --- | --- | --- |
+| ``0 .. 2L-1`` | bid levels 1..L: ``(distance, size)`` pairs, best first | ticks below the mid; lots / ``size_scale`` | ``[-max_ticks, max_ticks]``; ``[0, clip]`` |
+| ``2L .. 4L-1`` | ask levels 1..L: ``(distance, size)`` pairs, best first | ticks above the mid; lots / ``size_scale`` | same |
+| ``4L`` | spread | ticks | ``[0, max_ticks]`` |
+| ``4L+1`` | mid return since the last step | ticks | ``[-max_ticks, max_ticks]`` |
+| ``4L+2`` | signed trade flow of the last step (buyer-initiated minus seller-initiated lots) | lots / ``size_scale`` | ``[-clip, clip]`` |
+| ``4L+3`` | top-of-book imbalance ``(bid qty - ask qty) / (bid qty + ask qty)`` (0 if both empty) | | ``[-1, 1]`` |
+| ``4L+4`` | the agent's inventory | lots / ``max_position`` | ``[-1, 1]`` |
+| ``4L+5`` | the agent's equity change since reset | ticks x lots / ``reward_scale`` | ``[-clip, clip]`` |
+| ``4L+6`` | the agent's open orders | count / ``max_open_orders`` | ``[0, 1]`` |
+| ``4L+7`` | time left in the episode | fraction | ``[0, 1]`` |
+
+Distances are measured from the mid price, positive away from it (so a normal book shows
+positive distances on both sides; they can turn negative only when one side is empty and
+the reference is the last trade). Empty levels hold the sentinel ``(max_ticks, 0)``: as far
+as the observation can see, with nothing there. With one side empty the mid is the venue's
+mark (last trade), else ``reference_price``; the spread is then ``max_ticks``.
+Every feature is clipped to its bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from envs.config import TradingConfig
+from exchange.book import OrderBook
+
+N_SCALARS = 8
+
+
+def observation_size(config: TradingConfig) -> int:
+    return 4 * config.depth + N_SCALARS
+
+
+def observation_bounds(config: TradingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of every feature, as in the module docstring."""
+    L, D, C = config.depth, config.max_ticks, config.clip
+    level_low, level_high = np.tile([-D, 0.0], 2 * L), np.tile([D, C], 2 * L)
+    low = np.concatenate([level_low, [0.0, -D, -C, -1.0, -1.0, -C, 0.0, 0.0]]).astype(np.float32)
+    high = np.concatenate([level_high, [D, D, C, 1.0, 1.0, C, 1.0, 1.0]]).astype(np.float32)
+    return low, high
+
+
+def observation_space(config: TradingConfig) -> spaces.Box:
+    low, high = observation_bounds(config)
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+def book_features(book: OrderBook, mid: float, tick: int, config: TradingConfig, out: np.ndarray) -> None:
+    """Write the ``4L`` level features and the spread into ``out[: 4L + 1]``."""
+    L, D, scale = config.depth, config.max_ticks, config.size_scale
+    bids, asks = book.l2(L)
+    out[: 4 * L : 2] = D  # sentinel distance; sizes stay 0
+    out[1 : 4 * L : 2] = 0.0
+    for i, (price, qty, _) in enumerate(bids):
+        out[2 * i] = (mid - price) / tick
+        out[2 * i + 1] = qty / scale
+    base = 2 * L
+    for i, (price, qty, _) in enumerate(asks):
+        out[base + 2 * i] = (price - mid) / tick
+        out[base + 2 * i + 1] = qty / scale
+    out[4 * L] = (asks[0][0] - bids[0][0]) / tick if bids and asks else D
+
+
+def imbalance(book: OrderBook) -> float:
+    """Top-of-book imbalance in [-1, 1]; 0 when both sides are empty."""
+    _, bq, _, aq = book.l1()
+    total = bq + aq
+    return (bq - aq) / total if total else 0.0

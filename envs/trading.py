@@ -1,0 +1,378 @@
+"""Single-agent Gymnasium environments on the simulated exchange.
+
+``TradingEnv`` (``exchange/Trading-v0``) and ``MarketMakingEnv`` (``exchange/MarketMaking-v0``)
+put one learning agent into an ``exchange.sim.Simulator`` next to scripted background
+traders from ``agents``. The agent is an ``exchange.sim.Agent`` (``Learner``) that takes the
+public feed of its symbol; at the start of each step the environment turns the action into
+commands sent through the agent's ``Context`` with zero latency, then runs the simulator
+for ``step_ns``. Every order goes through the matching engine and the venue's risk checks;
+money, reward and inventory come from ``exchange.accounts`` only.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from rich.console import Console
+
+from agents import make_agent
+from agents.base import GTC, OrderTracker
+from envs.config import TradingConfig, default_background
+from envs.observation import N_SCALARS, book_features, imbalance, observation_space
+from exchange.accounts import mark_price
+from exchange.commands import MassCancel, Modify, NewOrder
+from exchange.events import Fill
+from exchange.instrument import PRESETS
+from exchange.sim import Agent, Context, Simulator
+from exchange.venue import Exchange, RiskLimits
+from view.ladder import ladder
+
+LEARNER = 0  # the learning agent's trader id; background traders are 1, 2, ...
+
+
+class Learner(Agent):
+    """The learning agent inside the simulator: it only records what it is told.
+
+    Its working orders and position are tracked from its delivered events (``OrderTracker``);
+    ``flow`` sums the signed size of every trade print (buyer-initiated positive) since the
+    environment last zeroed it.
+    """
+
+    market_data = True
+
+    def __init__(self, trader: int, symbol: str) -> None:
+        super().__init__(trader)
+        self.symbol = symbol
+        self.symbols = (symbol,)
+        self.orders = OrderTracker(trader)
+        self.flow = 0
+
+    def on_events(self, ctx: Context, symbol: str, events: list) -> None:
+        orders = self.orders
+        for ev in events:
+            if type(ev) is Fill:
+                self.flow += ev.aggressor * ev.qty
+            orders.apply(ev)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.orders.rejects.values())
+
+
+class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
+    """Trade one instrument against scripted traders through a real matching engine.
+
+    ## Description
+
+    A continuous double auction (``exchange``) for one symbol, preset ``"nyse"`` (price-time
+    FIFO, tick 1 cent) or ``"cme"`` (pro rata with TOP, tick 25), populated by scripted
+    background traders (default: two ``NoiseTrader`` and one ``AvellanedaStoikovMaker``).
+    Before the first observation the background trades alone for ``warmup_ns`` so the book
+    has depth. Each step the agent's action becomes orders, sent at the start of the step
+    with zero latency, and the simulation advances ``step_ns`` (default 100 ms). Orders are
+    GTC limit orders that match in the engine like anyone else's: an order through the
+    touch walks the book and pays the prices it finds, a passive order waits in its queue.
+    There is never a fill at an observed price.
+
+    ## Action Space
+
+    ``MultiDiscrete([3, 2 * max_offset + 1, len(qty_buckets)])``:
+
+    | index | meaning |
+    | --- | --- |
+    | 0 | side: 0 none, 1 buy, 2 sell |
+    | 1 | price offset ``k - max_offset`` ticks from the touch the order would trade with |
+    | 2 | size: ``qty_buckets[k]`` lots |
+
+    A buy is priced ``best ask + offset * tick`` and a sell ``best bid - offset * tick``:
+    offset 0 is marketable at the touch, a positive offset goes through it (sweeping deeper
+    levels), a negative one rests behind it (on a one-tick spread, -1 joins the best bid or
+    ask). With the opposite side empty the venue's mark (else ``reference_price``) stands
+    in for the touch. Side 0 cancels all the agent's open orders (one ``MassCancel``, sent
+    only if it has any); the other two components are then ignored. Orders carry the
+    agent's self-match id, so it never trades with itself. The venue's ``RiskLimits``
+    (``max_position`` counting working orders of the same side, ``max_open_orders``)
+    refuse orders that could break them; refusals are counted in ``info``.
+
+    ## Observation Space
+
+    A ``Box`` of ``4 * depth + 8`` ``float32`` features: the top ``depth`` levels of each
+    side as (distance from mid in ticks, size / ``size_scale``), empty levels as the sentinel
+    ``(max_ticks, 0)``; spread in ticks; mid return since the last step in ticks; signed
+    trade flow of the last step; top-of-book imbalance; the agent's inventory /
+    ``max_position``; its equity change since reset / ``reward_scale`` (ticks x lots); its
+    open orders / ``max_open_orders``; the fraction of the episode left. Every feature is
+    clipped to the Box; see ``envs.observation`` for the exact layout and bounds.
+
+    ## Rewards
+
+    The change over the step of the agent's mark-to-market equity,
+    ``Account.equity(Exchange.marks())`` (cash plus position at the mid, or the last trade
+    when a side is empty), in ticks x lots, minus ``inventory_penalty * |inventory|``, and,
+    on the last step of the horizon with ``liquidation_cost``, minus the cost of crossing
+    half the spread with the whole inventory (``spread / 2 * |inventory|`` ticks x lots;
+    ``max_ticks / 2`` per lot when a side is empty). All divided by ``reward_scale``.
+
+    ## Episode End
+
+    The episode never terminates. It is truncated by ``TimeLimit`` after
+    ``max_episode_steps`` (1000 at registration, 100 s of simulated time). The environment
+    cannot see its wrappers, so the horizon it uses for the time-left feature and the
+    liquidation cost is its own ``horizon_steps`` (default 1000, equal to the registered
+    limit): to change the episode length pass both,
+    ``gymnasium.make(id, max_episode_steps=n, horizon_steps=n)``.
+
+    ## Arguments
+
+    ``gymnasium.make("exchange/Trading-v0", render_mode=None, config=None, **overrides)``:
+    ``config`` is a frozen ``envs.TradingConfig`` and keyword arguments override its fields
+    (``preset``, ``step_ns``, ``background``, ``max_position``, ``qty_buckets``, ``depth``,
+    ``reward_scale``, ``inventory_penalty``, ...; each documented where declared).
+    ``render_mode="ansi"`` makes ``render()`` return the depth ladder as text.
+    ``reset(seed=...)`` is the only seeding path: the seed fixes the simulator's seed and so
+    the whole episode for a given action sequence.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 10}
+
+    def __init__(self, config: TradingConfig | None = None, render_mode: str | None = None, **overrides: Any) -> None:
+        cfg = config if config is not None else TradingConfig()
+        if overrides:
+            cfg = replace(cfg, **overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.config = cfg
+        self.render_mode = render_mode
+        self.instrument = PRESETS[cfg.preset](cfg.symbol)
+        self.tick = self.instrument.tick
+        self.action_space = self._action_space()
+        self.observation_space = observation_space(cfg)
+        self._low, self._high = self.observation_space.low, self.observation_space.high
+        self.sim: Simulator | None = None
+        self.exchange: Exchange | None = None
+        self.learner: Learner | None = None
+
+    # ---- actions (overridden by MarketMakingEnv) ------------------------------------------------
+    def _action_space(self) -> spaces.MultiDiscrete:
+        cfg = self.config
+        return spaces.MultiDiscrete([3, 2 * cfg.max_offset + 1, len(cfg.qty_buckets)])
+
+    def _act(self, ctx: Context, action: np.ndarray) -> None:
+        cfg, learner = self.config, self.learner
+        assert learner is not None
+        side_k = int(action[0])
+        if side_k == 0:
+            if learner.orders.orders:
+                ctx.submit(cfg.symbol, MassCancel(LEARNER))
+            return
+        side = 1 if side_k == 1 else -1
+        book = ctx.book(cfg.symbol)
+        touch = (book.asks if side == 1 else book.bids).best
+        if touch is None:
+            touch = self._fallback_price()
+        price = max(self.tick, touch + side * (int(action[1]) - cfg.max_offset) * self.tick)
+        self._new_order(ctx, side, cfg.qty_buckets[int(action[2])], price)
+
+    def _new_order(self, ctx: Context, side: int, qty: int, price: int) -> None:
+        oid = ctx.next_order_id()
+        assert self.learner is not None
+        self.learner.orders.sent_new(oid, side, price, qty, GTC, "", ctx.now)
+        ctx.submit(self.config.symbol, NewOrder(oid, LEARNER, side, qty, price, smp_id=LEARNER))
+
+    def _fallback_price(self) -> int:
+        """The mark (else ``reference_price``) rounded to the tick: the touch of an empty side."""
+        mark = self._mark()
+        return max(self.tick, round(mark / self.tick) * self.tick)
+
+    # ---- gymnasium API -------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        cfg = self.config
+        ref = cfg.reference
+        self.exchange = Exchange(
+            {cfg.symbol: self.instrument},
+            starting_cash=cfg.starting_cash,
+            risk=RiskLimits(max_position=cfg.max_position, max_open_orders=cfg.max_open_orders),
+        )
+        self.learner = Learner(LEARNER, cfg.symbol)
+        agents: list[Agent] = [self.learner]
+        background = cfg.background if cfg.background is not None else default_background(ref, cfg.max_position)
+        for b in background:
+            for _ in range(b.count):
+                agents.append(make_agent(b.name, len(agents), cfg.symbol, b.config))
+        self.sim = Simulator(self.exchange, agents, seed=int(self.np_random.integers(2**62)))
+        self.sim.run(until=cfg.warmup_ns)
+        self.account = self.exchange.accounts.account(LEARNER)
+        self.horizon = cfg.horizon_steps
+        self.steps = 0
+        self.equity0 = self.equity = self.account.equity(self.exchange.marks())
+        self.mid = self._mark()
+        self.rejected0 = self.learner.rejected
+        self.learner.flow = 0
+        return self._observation(0.0, 0), self._info(0, 0)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        sim, learner, cfg = self.sim, self.learner, self.config
+        if sim is None or learner is None or self.exchange is None:
+            raise gymnasium.error.ResetNeeded("call reset() before step()")
+        events0, commands0 = sim.events_produced, len(sim.log)
+        learner.flow = 0
+        self._act(sim.context(LEARNER), action)
+        sim.run(until=sim.now + cfg.step_ns)
+        self.steps += 1
+
+        equity = self.account.equity(self.exchange.marks())
+        inventory = self.account.position(cfg.symbol)
+        money = (equity - self.equity) / self.tick  # ticks x lots
+        self.equity = equity
+        cost = cfg.inventory_penalty * abs(inventory)
+        if cfg.liquidation_cost and self.steps == self.horizon:
+            cost += self._half_spread() * abs(inventory)
+        reward = (money - cost) / cfg.reward_scale
+
+        mid = self._mark()
+        mid_return = (mid - self.mid) / self.tick
+        self.mid = mid
+        obs = self._observation(mid_return, learner.flow)
+        return obs, float(reward), False, False, self._info(sim.events_produced - events0, len(sim.log) - commands0)
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.exchange is None:
+            return None
+        out = io.StringIO()
+        console = Console(file=out, width=100, color_system=None, force_terminal=False, legacy_windows=False)
+        console.print(ladder(self.exchange.engines[self.config.symbol], depth=self.config.depth))
+        console.print(
+            f"step {self.steps}/{self.horizon} · position {self.account.position(self.config.symbol)} · "
+            f"equity change {(self.equity - self.equity0) / self.tick:+.1f} ticks x lots · "
+            f"open orders {len(self.learner.orders.orders) if self.learner else 0}"
+        )
+        return out.getvalue()
+
+    # ---- derived quantities --------------------------------------------------------------------
+    def _mark(self) -> float:
+        """The venue's mark (mid, else last trade), else ``reference_price``; price units."""
+        assert self.exchange is not None
+        engine = self.exchange.engines[self.config.symbol]
+        mark = mark_price(engine.book, engine.last_price)
+        return mark if mark is not None else float(self.config.reference)
+
+    def _half_spread(self) -> float:
+        """Half the spread in ticks (``max_ticks / 2`` when a side is empty)."""
+        assert self.exchange is not None
+        book = self.exchange.engines[self.config.symbol].book
+        bid, ask = book.bids.best, book.asks.best
+        if bid is None or ask is None:
+            return self.config.max_ticks / 2
+        return (ask - bid) / self.tick / 2
+
+    def _observation(self, mid_return: float, flow: int) -> np.ndarray:
+        cfg = self.config
+        assert self.exchange is not None and self.learner is not None
+        book = self.exchange.engines[cfg.symbol].book
+        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        book_features(book, self.mid, self.tick, cfg, obs)
+        k = 4 * cfg.depth + 1
+        obs[k : k + N_SCALARS - 1] = (
+            mid_return,
+            flow / cfg.size_scale,
+            imbalance(book),
+            self.account.position(cfg.symbol) / cfg.max_position,
+            (self.equity - self.equity0) / self.tick / cfg.reward_scale,
+            len(self.learner.orders.orders) / cfg.max_open_orders,
+            max(0.0, 1.0 - self.steps / self.horizon),
+        )
+        return np.clip(obs, self._low, self._high, out=obs)
+
+    def _info(self, messages: int, commands: int) -> dict[str, Any]:
+        assert self.learner is not None
+        return {
+            "position": self.account.position(self.config.symbol),
+            "equity": self.equity - self.equity0,  # price units since reset
+            "open_orders": len(self.learner.orders.orders),
+            "rejected": self.learner.rejected - self.rejected0,  # refused commands this episode
+            "messages": messages,  # exchange events produced during the step
+            "commands": commands,  # commands the venue processed during the step
+            "time_ns": self.sim.now if self.sim is not None else 0,
+        }
+
+
+class MarketMakingEnv(TradingEnv):
+    """Quote both sides of one instrument; everything else as ``TradingEnv``.
+
+    ## Description
+
+    As ``TradingEnv`` (same market, background, observation, reward and episode end), but
+    the agent is a market maker that keeps exactly one bid and one ask of ``quote_qty``
+    lots working.
+
+    ## Action Space
+
+    ``MultiDiscrete([n_offsets, n_offsets])``: the bid's and the ask's distance in ticks
+    behind the touch of other traders (0 joins the best bid / ask of the *other* traders,
+    so the agent's own quote does not move the reference). A quote is clamped to at least
+    one tick from the other side's best (it never takes liquidity). Each step the previous
+    quote of each side is moved with one ``Modify`` (price, and size back to ``quote_qty``
+    if it was partly filled), or entered anew if it was filled or refused; nothing is sent
+    for a quote that already stands. With a side of the book empty, the other side's best
+    (one tick away) or the mark stands in for its touch. The venue refuses a quote that
+    could take the position past ``max_position``; that side is then simply not quoted
+    this step (counted in ``info["rejected"]``).
+
+    ## Observation Space, Rewards, Episode End, Arguments
+
+    As ``TradingEnv`` (``gymnasium.make("exchange/MarketMaking-v0", ...)``), with
+    ``n_offsets`` and ``quote_qty`` configuring the action.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    def _action_space(self) -> spaces.MultiDiscrete:
+        n = self.config.n_offsets
+        return spaces.MultiDiscrete([n, n])
+
+    def _act(self, ctx: Context, action: np.ndarray) -> None:
+        cfg, tick = self.config, self.tick
+        assert self.learner is not None
+        orders = self.learner.orders
+        book = ctx.book(cfg.symbol)
+        best = {side: self._others_best(book, side, orders) for side in (1, -1)}
+        for side, distance in ((1, int(action[0])), (-1, int(action[1]))):
+            touch, opposite = best[side], best[-side]
+            if touch is None:
+                touch = opposite - side * tick if opposite is not None else self._fallback_price()
+            price = touch - side * distance * tick
+            if opposite is not None:
+                price = min(price, opposite - tick) if side == 1 else max(price, opposite + tick)
+            price = max(tick, price)
+            working = orders.working(side=side)
+            if not working:
+                self._new_order(ctx, side, cfg.quote_qty, price)
+                continue
+            quote = working[0]
+            if quote.settled and (quote.price != price or quote.qty != cfg.quote_qty):
+                orders.sent_modify(quote.order_id)
+                ctx.submit(cfg.symbol, Modify(quote.order_id, LEARNER, cfg.quote_qty, price))
+
+    @staticmethod
+    def _others_best(book: Any, side: int, orders: OrderTracker) -> int | None:
+        """Best price of ``side`` without the agent's own resting quantity."""
+        bs = book.side(side)
+        best = bs.best
+        if best is None or bs.levels[best].qty > orders.resting_qty(side, best):
+            return best
+        for level in bs.sorted_levels():
+            if level.qty > orders.resting_qty(side, level.price):
+                return level.price
+        return None
