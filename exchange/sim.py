@@ -36,7 +36,7 @@ be read at any point.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from itertools import count
@@ -272,7 +272,7 @@ class Simulator:
                     for ev in events
                     if (ev.maker_trader == trader or ev.taker_trader == trader if type(ev) is Fill else type(ev) is not BookUpdate and ev.trader == trader)  # type: ignore[attr-defined]
                 ]
-            delay = ctx._data_delay + (ctx.latency_rng.randint(0, ctx._data_jitter) if ctx._data_jitter else 0)
+            delay = self._delay(ctx)
             if delay:
                 heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (mine, (ctx,), ())))
             else:
@@ -296,10 +296,3 @@ class Simulator:
     def context(self, trader: int) -> Context:
         """The context of the agent trading as ``trader``."""
         return self._by_trader[trader]
-
-
-def run_agents(exchange: Exchange, agents: Iterable[Agent], *, seed: int = 0, until: int) -> Simulator:
-    """Build a simulator, run it until ``until`` ns and return it."""
-    sim = Simulator(exchange, list(agents), seed=seed)
-    sim.run(until=until)
-    return sim
