@@ -46,11 +46,18 @@ class TradingConfig:
     max_position: int = 50  # |position| cap in lots, counting working orders of the same side
     max_open_orders: int = 20  # resting orders per trader
     # ---- actions -------------------------------------------------------------------------------
+    action_type: str = "discrete"  # "discrete" (MultiDiscrete) | "box" (continuous Box in [-1, 1], same meaning)
+    cancel_all: bool = True  # Trading-v0 / Execution-v0: offer a cancel-all action (side value 3 / a 4th Box component)
     max_offset: int = 2  # Trading-v0: price offsets -max_offset..+max_offset ticks from the touch
     qty_buckets: tuple[int, ...] = (1, 5, 10)  # Trading-v0: order sizes in lots, one per bucket
     n_offsets: int = 5  # MarketMaking-v0: quote distances 0..n_offsets-1 ticks behind the touch
     quote_qty: int = 5  # MarketMaking-v0: lots per quote
+    # ---- execution (Execution-v0) --------------------------------------------------------------
+    target_qty: int = 50  # lots the agent must buy (exec_side 1) or sell (-1) within the horizon
+    exec_side: int = 1  # side of the parent order: 1 buy, -1 sell
+    unfilled_penalty: float = 50.0  # ticks per lot still unfilled after the final sweep
     # ---- observation ---------------------------------------------------------------------------
+    obs_type: str = "box"  # "box" (one flat float32 vector) | "dict" (a Dict of named Boxes, same values)
     depth: int = 5  # L, levels per side in the observation
     size_scale: float = 50.0  # sizes and trade flow are divided by this (lots)
     max_ticks: float = 50.0  # distances, spread and mid return are clipped to +-max_ticks
@@ -64,7 +71,9 @@ class TradingConfig:
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
-        positive = ("step_ns", "horizon_steps", "max_position", "max_open_orders", "n_offsets", "quote_qty", "depth")
+        positive = (
+            "step_ns", "horizon_steps", "max_position", "max_open_orders", "n_offsets", "quote_qty", "depth", "target_qty",
+        )
         for name in positive:
             if type(getattr(self, name)) is not int or getattr(self, name) <= 0:
                 raise ValueError(f"TradingConfig.{name} must be a positive int, got {getattr(self, name)!r}")
@@ -75,8 +84,14 @@ class TradingConfig:
         for name in ("size_scale", "max_ticks", "clip", "reward_scale"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TradingConfig.{name} must be positive")
-        if self.inventory_penalty < 0:
-            raise ValueError("inventory_penalty must be >= 0")
+        if self.inventory_penalty < 0 or self.unfilled_penalty < 0:
+            raise ValueError("inventory_penalty and unfilled_penalty must be >= 0")
+        if self.action_type not in ("discrete", "box"):
+            raise ValueError(f"action_type must be 'discrete' or 'box', got {self.action_type!r}")
+        if self.obs_type not in ("box", "dict"):
+            raise ValueError(f"obs_type must be 'box' or 'dict', got {self.obs_type!r}")
+        if self.exec_side not in (1, -1):
+            raise ValueError(f"exec_side must be 1 (buy) or -1 (sell), got {self.exec_side!r}")
 
     @property
     def reference(self) -> int:

@@ -1,6 +1,8 @@
 """The observation vector of the trading environments: layout, bounds and construction.
 
-One flat ``float32`` vector of ``4 * L + 8`` features (``L = config.depth``), in this order:
+One flat ``float32`` vector of ``4 * L + 8`` features (``L = config.depth``), in this order
+(with ``obs_type="dict"``, a ``Dict`` of the same values under the names ``bids``, ``asks``,
+``market`` and ``agent``: see ``dict_observation_space``):
 
 | index | feature | unit | bounds |
 | --- | --- | --- | --- |
@@ -73,3 +75,33 @@ def imbalance(book: OrderBook) -> float:
     _, bq, _, aq = book.l1()
     total = bq + aq
     return (bq - aq) / total if total else 0.0
+
+
+#: The ``Dict`` variant: the flat vector's features under names, as slices of it.
+DICT_KEYS = ("bids", "asks", "market", "agent")
+
+
+def dict_observation_space(config: TradingConfig) -> spaces.Dict:
+    """The ``obs_type="dict"`` space: ``bids``/``asks`` (L, 2) ``(distance, size)`` rows,
+    ``market`` (spread, mid return, trade flow, imbalance), ``agent`` (inventory, equity,
+    open orders, time left); bounds as in the flat layout."""
+    low, high = observation_bounds(config)
+    return spaces.Dict(
+        {key: spaces.Box(low[part].reshape(shape), high[part].reshape(shape), dtype=np.float32)
+         for key, (part, shape) in _dict_layout(config).items()}
+    )
+
+
+def as_dict(obs: np.ndarray, config: TradingConfig) -> dict[str, np.ndarray]:
+    """Split a flat observation into the ``Dict`` variant (copies, so the flat buffer may be reused)."""
+    return {key: obs[part].reshape(shape).copy() for key, (part, shape) in _dict_layout(config).items()}
+
+
+def _dict_layout(config: TradingConfig) -> dict[str, tuple[slice, tuple[int, ...]]]:
+    L = config.depth
+    return {
+        "bids": (slice(0, 2 * L), (L, 2)),
+        "asks": (slice(2 * L, 4 * L), (L, 2)),
+        "market": (slice(4 * L, 4 * L + 4), (4,)),
+        "agent": (slice(4 * L + 4, 4 * L + 8), (4,)),
+    }

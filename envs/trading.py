@@ -23,7 +23,8 @@ from rich.console import Console
 from agents import make_agent
 from agents.base import GTC, OrderTracker
 from envs.config import TradingConfig, default_background
-from envs.observation import N_SCALARS, book_features, imbalance, observation_space
+from envs.observation import N_SCALARS, as_dict, book_features, dict_observation_space, imbalance, observation_space
+from envs.render import RgbRenderer
 from exchange.accounts import mark_price
 from exchange.commands import MassCancel, Modify, NewOrder
 from exchange.events import Fill
@@ -81,27 +82,35 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
 
     ## Action Space
 
-    ``MultiDiscrete([3, 2 * max_offset + 1, len(qty_buckets)])``:
+    ``MultiDiscrete([3, 2 * max_offset + 1, len(qty_buckets), 2])`` (the last component only
+    with ``cancel_all``, the default):
 
     | index | meaning |
     | --- | --- |
-    | 0 | side: 0 none, 1 buy, 2 sell |
+    | 0 | side: 0 sell, 1 none (send no order), 2 buy |
     | 1 | price offset ``k - max_offset`` ticks from the touch the order would trade with |
     | 2 | size: ``qty_buckets[k]`` lots |
+    | 3 | 1: cancel all the agent's working orders first (one ``MassCancel``, sent only if it has any) |
 
     A buy is priced ``best ask + offset * tick`` and a sell ``best bid - offset * tick``:
     offset 0 is marketable at the touch, a positive offset goes through it (sweeping deeper
     levels), a negative one rests behind it (on a one-tick spread, -1 joins the best bid or
     ask). With the opposite side empty the venue's mark (else ``reference_price``) stands
-    in for the touch. Side 0 cancels all the agent's open orders (one ``MassCancel``, sent
-    only if it has any); the other two components are then ignored. Orders carry the
-    agent's self-match id, so it never trades with itself. The venue's ``RiskLimits``
-    (``max_position`` counting working orders of the same side, ``max_open_orders``)
-    refuse orders that could break them; refusals are counted in ``info``.
+    in for the touch. Orders are GTC limit orders; they stay working until filled or
+    cancelled. Orders carry the agent's self-match id, so it never trades with itself. The
+    venue's ``RiskLimits`` (``max_position`` counting working orders of the same side,
+    ``max_open_orders``) refuse orders that could break them; refusals are counted in
+    ``info``.
+
+    With ``action_type="box"`` the action is a ``Box(-1, 1, (n,), float32)`` with the same
+    ``n`` components: component ``i`` selects index ``min(n_i - 1, floor((a_i + 1) / 2 * n_i))``
+    of the discrete action above (uniform bins over ``[-1, 1]``; so for the side, the lowest
+    third sells, the middle third does nothing and the top third buys).
 
     ## Observation Space
 
-    A ``Box`` of ``4 * depth + 8`` ``float32`` features: the top ``depth`` levels of each
+    A ``Box`` of ``4 * depth + 8`` ``float32`` features (with ``obs_type="dict"``, a ``Dict``
+    of the same values named ``bids``, ``asks``, ``market``, ``agent``): the top ``depth`` levels of each
     side as (distance from mid in ticks, size / ``size_scale``), empty levels as the sentinel
     ``(max_ticks, 0)``; spread in ticks; mid return since the last step in ticks; signed
     trade flow of the last step; top-of-book imbalance; the agent's inventory /
@@ -133,7 +142,9 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     ``config`` is a frozen ``envs.TradingConfig`` and keyword arguments override its fields
     (``preset``, ``step_ns``, ``background``, ``max_position``, ``qty_buckets``, ``depth``,
     ``reward_scale``, ``inventory_penalty``, ...; each documented where declared).
-    ``render_mode="ansi"`` makes ``render()`` return the depth ladder as text.
+    ``render_mode="ansi"`` makes ``render()`` return the depth ladder as text;
+    ``"rgb_array"`` returns an RGB ``uint8`` image (depth chart, mid price of the episode,
+    the agent's position) for ``gymnasium.wrappers.RecordVideo``.
     ``reset(seed=...)`` is the only seeding path: the seed fixes the simulator's seed and so
     the whole episode for a given action sequence.
 
@@ -142,7 +153,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     * v0: Initial version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 10}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
 
     def __init__(self, config: TradingConfig | None = None, render_mode: str | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else TradingConfig()
@@ -154,33 +165,52 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.instrument = PRESETS[cfg.preset](cfg.symbol)
         self.tick = self.instrument.tick
+        self._nvec = self._action_nvec()
         self.action_space = self._action_space()
-        self.observation_space = observation_space(cfg)
-        self._low, self._high = self.observation_space.low, self.observation_space.high
+        flat = observation_space(cfg)
+        self._low, self._high = flat.low, flat.high
+        self._shape = flat.shape
+        self.observation_space = dict_observation_space(cfg) if cfg.obs_type == "dict" else flat
+        self._renderer: RgbRenderer | None = None
         self.sim: Simulator | None = None
         self.exchange: Exchange | None = None
         self.learner: Learner | None = None
 
-    # ---- actions (overridden by MarketMakingEnv) ------------------------------------------------
-    def _action_space(self) -> spaces.MultiDiscrete:
+    # ---- actions (overridden by MarketMakingEnv and ExecutionEnv) ------------------------------
+    def _action_nvec(self) -> list[int]:
+        """Sizes of the discrete action components (the Box variant bins onto these)."""
         cfg = self.config
-        return spaces.MultiDiscrete([3, 2 * cfg.max_offset + 1, len(cfg.qty_buckets)])
+        return [3, 2 * cfg.max_offset + 1, len(cfg.qty_buckets)] + ([2] if cfg.cancel_all else [])
 
-    def _act(self, ctx: Context, action: np.ndarray) -> None:
+    def _action_space(self) -> spaces.Space:
+        nvec = self._action_nvec()
+        if self.config.action_type == "box":
+            return spaces.Box(-1.0, 1.0, shape=(len(nvec),), dtype=np.float32)
+        return spaces.MultiDiscrete(nvec)
+
+    def _indices(self, action: Any) -> list[int]:
+        """The discrete indices of an action of either variant."""
+        if self.config.action_type == "box":
+            return [min(n - 1, max(0, int((float(a) + 1.0) * 0.5 * n))) for a, n in zip(action, self._nvec, strict=True)]
+        return [int(a) for a in action]
+
+    def _act(self, ctx: Context, action: Any) -> None:
         cfg, learner = self.config, self.learner
         assert learner is not None
-        side_k = int(action[0])
-        if side_k == 0:
-            if learner.orders.orders:
-                ctx.submit(cfg.symbol, MassCancel(LEARNER))
-            return
-        side = 1 if side_k == 1 else -1
-        book = ctx.book(cfg.symbol)
+        idx = self._indices(action)
+        if cfg.cancel_all and idx[3] and learner.orders.orders:
+            ctx.submit(cfg.symbol, MassCancel(LEARNER))
+        side = idx[0] - 1
+        if side:
+            self._order_at_offset(ctx, side, idx[1] - cfg.max_offset, cfg.qty_buckets[idx[2]])
+
+    def _order_at_offset(self, ctx: Context, side: int, offset: int, qty: int) -> None:
+        """A limit order ``offset`` ticks through the touch it would trade with."""
+        book = ctx.book(self.config.symbol)
         touch = (book.asks if side == 1 else book.bids).best
         if touch is None:
             touch = self._fallback_price()
-        price = max(self.tick, touch + side * (int(action[1]) - cfg.max_offset) * self.tick)
-        self._new_order(ctx, side, cfg.qty_buckets[int(action[2])], price)
+        self._new_order(ctx, side, qty, max(self.tick, touch + side * offset * self.tick))
 
     def _new_order(self, ctx: Context, side: int, qty: int, price: int) -> None:
         oid = ctx.next_order_id()
@@ -216,6 +246,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.steps = 0
         self.equity0 = self.equity = self.account.equity(self.exchange.marks())
         self.mid = self._mark()
+        self.mids = [self.mid]  # the mark after every step, for rgb_array rendering
         self.rejected0 = self.learner.rejected
         self.learner.flow = 0
         return self._observation(0.0, 0), self._info(0, 0)
@@ -229,7 +260,19 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self._act(sim.context(LEARNER), action)
         sim.run(until=sim.now + cfg.step_ns)
         self.steps += 1
+        reward, terminated = self._reward()
+        mid = self._mark()
+        mid_return = (mid - self.mid) / self.tick
+        self.mid = mid
+        self.mids.append(mid)
+        obs = self._observation(mid_return, learner.flow)
+        info = self._info(sim.events_produced - events0, len(sim.log) - commands0)
+        return obs, float(reward), terminated, False, info
 
+    def _reward(self) -> tuple[float, bool]:
+        """(reward, terminated) of the step just simulated; see Rewards."""
+        cfg = self.config
+        assert self.exchange is not None
         equity = self.account.equity(self.exchange.marks())
         inventory = self.account.position(cfg.symbol)
         money = (equity - self.equity) / self.tick  # ticks x lots
@@ -237,26 +280,33 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         cost = cfg.inventory_penalty * abs(inventory)
         if cfg.liquidation_cost and self.steps == self.horizon:
             cost += self._half_spread() * abs(inventory)
-        reward = (money - cost) / cfg.reward_scale
+        return (money - cost) / cfg.reward_scale, False
 
-        mid = self._mark()
-        mid_return = (mid - self.mid) / self.tick
-        self.mid = mid
-        obs = self._observation(mid_return, learner.flow)
-        return obs, float(reward), False, False, self._info(sim.events_produced - events0, len(sim.log) - commands0)
-
-    def render(self) -> str | None:
-        if self.render_mode != "ansi" or self.exchange is None:
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None or self.exchange is None:
             return None
+        if self.render_mode == "rgb_array":
+            if self._renderer is None:
+                self._renderer = RgbRenderer(self.config.symbol, self.tick)
+            engine = self.exchange.engines[self.config.symbol]
+            return self._renderer.draw(engine.book, self.mids, self.account.position(self.config.symbol), self._status())
         out = io.StringIO()
         console = Console(file=out, width=100, color_system=None, force_terminal=False, legacy_windows=False)
         console.print(ladder(self.exchange.engines[self.config.symbol], depth=self.config.depth))
-        console.print(
+        console.print(self._status())
+        return out.getvalue()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def _status(self) -> str:
+        return (
             f"step {self.steps}/{self.horizon} · position {self.account.position(self.config.symbol)} · "
             f"equity change {(self.equity - self.equity0) / self.tick:+.1f} ticks x lots · "
             f"open orders {len(self.learner.orders.orders) if self.learner else 0}"
         )
-        return out.getvalue()
 
     # ---- derived quantities --------------------------------------------------------------------
     def _mark(self) -> float:
@@ -279,7 +329,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         cfg = self.config
         assert self.exchange is not None and self.learner is not None
         book = self.exchange.engines[cfg.symbol].book
-        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        obs = np.zeros(self._shape, dtype=np.float32)
         book_features(book, self.mid, self.tick, cfg, obs)
         k = 4 * cfg.depth + 1
         obs[k : k + N_SCALARS - 1] = (
@@ -291,7 +341,8 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             len(self.learner.orders.orders) / cfg.max_open_orders,
             max(0.0, 1.0 - self.steps / self.horizon),
         )
-        return np.clip(obs, self._low, self._high, out=obs)
+        np.clip(obs, self._low, self._high, out=obs)
+        return as_dict(obs, cfg) if cfg.obs_type == "dict" else obs
 
     def _info(self, messages: int, commands: int) -> dict[str, Any]:
         assert self.learner is not None
@@ -317,7 +368,8 @@ class MarketMakingEnv(TradingEnv):
 
     ## Action Space
 
-    ``MultiDiscrete([n_offsets, n_offsets])``: the bid's and the ask's distance in ticks
+    ``MultiDiscrete([n_offsets, n_offsets])`` (with ``action_type="box"``, a ``Box(-1, 1,
+    (2,))`` binned onto it as in ``TradingEnv``): the bid's and the ask's distance in ticks
     behind the touch of other traders (0 joins the best bid / ask of the *other* traders,
     so the agent's own quote does not move the reference). A quote is clamped to at least
     one tick from the other side's best (it never takes liquidity). Each step the previous
@@ -338,17 +390,18 @@ class MarketMakingEnv(TradingEnv):
     * v0: Initial version.
     """
 
-    def _action_space(self) -> spaces.MultiDiscrete:
+    def _action_nvec(self) -> list[int]:
         n = self.config.n_offsets
-        return spaces.MultiDiscrete([n, n])
+        return [n, n]
 
-    def _act(self, ctx: Context, action: np.ndarray) -> None:
+    def _act(self, ctx: Context, action: Any) -> None:
         cfg, tick = self.config, self.tick
         assert self.learner is not None
         orders = self.learner.orders
         book = ctx.book(cfg.symbol)
         best = {side: self._others_best(book, side, orders) for side in (1, -1)}
-        for side, distance in ((1, int(action[0])), (-1, int(action[1]))):
+        bid_distance, ask_distance = self._indices(action)
+        for side, distance in ((1, bid_distance), (-1, ask_distance)):
             touch, opposite = best[side], best[-side]
             if touch is None:
                 touch = opposite - side * tick if opposite is not None else self._fallback_price()

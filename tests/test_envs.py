@@ -1,5 +1,6 @@
-"""Trading environments: Gymnasium conformance for every id and preset, seeded
-reproducibility, truncation, reward from the venue's accounts, risk limits and rendering."""
+"""Trading environments: Gymnasium conformance for every id, preset and space variant,
+seeded reproducibility, truncation, reward from the venue's accounts, risk limits,
+execution, rendering."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs import ENV_IDS, LEARNER, MAX_EPISODE_STEPS, TradingConfig, TradingEnv
+from envs import ENV_IDS, EXECUTION_STEPS, LEARNER, MAX_EPISODE_STEPS, TradingConfig, TradingEnv
+from exchange.events import Fill
 from exchange.sim import MS
 
 PRESETS = ("nyse", "cme")
+VARIANTS = [("discrete", "box"), ("box", "dict")]  # (action_type, obs_type); the other two mixes share the code
+TRADING_IDS = ("exchange/Trading-v0", "exchange/MarketMaking-v0")  # never terminate; reward = equity change
+LIMITS = {"exchange/Trading-v0": MAX_EPISODE_STEPS, "exchange/MarketMaking-v0": MAX_EPISODE_STEPS,
+          "exchange/Execution-v0": EXECUTION_STEPS}
 
 
 def make(env_id: str, **kw):
@@ -28,20 +34,28 @@ def rollout(env, seed: int, steps: int, action_seed: int = 0) -> list:
     out = [(obs, 0.0, False, False, info)]
     for _ in range(steps):
         out.append(env.step(env.action_space.sample()))
+        if out[-1][2] or out[-1][3]:
+            out.append((*env.reset(), 0.0, False, False))  # the episode ended: go on unseeded
     return out
 
 
+def equal_obs(x, y) -> bool:
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+    return np.array_equal(x, y)
+
+
 def same(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(
-        np.array_equal(x[0], y[0]) and x[1:] == y[1:] for x, y in zip(a, b, strict=True)
-    )
+    return len(a) == len(b) and all(equal_obs(x[0], y[0]) and x[1:] == y[1:] for x, y in zip(a, b, strict=True))
 
 
 # ---- conformance -------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_check_env_unwrapped(env_id: str, preset: str) -> None:
-    env = make(env_id, preset=preset, render_mode="ansi")
+def test_check_env_unwrapped(env_id: str, preset: str, variant: tuple[str, str]) -> None:
+    action_type, obs_type = variant
+    env = make(env_id, preset=preset, render_mode="ansi", action_type=action_type, obs_type=obs_type)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a checker warning (dtype, bounds, seeding) fails the test
         check_env(env.unwrapped, skip_render_check=False)
@@ -52,7 +66,7 @@ def test_check_env_unwrapped(env_id: str, preset: str) -> None:
 def test_check_env_made(env_id: str) -> None:
     env = make(env_id)
     check_env(env, skip_render_check=True)
-    assert env.spec is not None and env.spec.max_episode_steps == MAX_EPISODE_STEPS
+    assert env.spec is not None and env.spec.max_episode_steps == LIMITS[env_id]
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -60,6 +74,9 @@ def test_observations_inside_the_box(env_id: str) -> None:
     env = make(env_id, preset="cme")
     for obs, *_ in rollout(env, seed=3, steps=100):
         assert obs.dtype == np.float32 and env.observation_space.contains(obs)
+    env = make(env_id, obs_type="dict", action_type="box")
+    for obs, *_ in rollout(env, seed=3, steps=100):
+        assert env.observation_space.contains(obs)
 
 
 # ---- seeding -----------------------------------------------------------------------------------
@@ -92,7 +109,7 @@ def test_unseeded_resets_continue_the_generator() -> None:
 
 
 # ---- episode end -------------------------------------------------------------------------------
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", TRADING_IDS)
 def test_truncation_at_max_episode_steps(env_id: str) -> None:
     env = make(env_id, max_episode_steps=30, horizon_steps=30)
     env.reset(seed=0)
@@ -106,7 +123,7 @@ def test_truncation_at_max_episode_steps(env_id: str) -> None:
 
 # ---- reward ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("env_id", TRADING_IDS)
 def test_reward_is_the_equity_change_from_the_accounts(env_id: str, preset: str) -> None:
     env = make(env_id, preset=preset, liquidation_cost=False)
     u = env.unwrapped
@@ -129,7 +146,7 @@ def test_inventory_penalty_and_liquidation_cost() -> None:
     env = make("exchange/Trading-v0", max_episode_steps=20, horizon_steps=20, inventory_penalty=0.5, reward_scale=1.0)
     u = env.unwrapped
     env.reset(seed=2)
-    buy = np.array([1, u.config.max_offset + 1, 0])  # buy 1 lot one tick through the ask
+    buy = np.array([2, u.config.max_offset + 1, 0, 0])  # buy 1 lot one tick through the ask
     for i in range(1, 21):
         before = u.account.equity(u.exchange.marks())
         half_spread = None
@@ -150,7 +167,7 @@ def test_always_buy_is_bounded_by_the_risk_limit(preset: str) -> None:
     env = make("exchange/Trading-v0", preset=preset, max_position=20)
     u = env.unwrapped
     env.reset(seed=1)
-    buy = np.array([1, 2 * u.config.max_offset, len(u.config.qty_buckets) - 1])  # biggest, most aggressive
+    buy = np.array([2, 2 * u.config.max_offset, len(u.config.qty_buckets) - 1, 0])  # biggest, most aggressive
     positions = []
     for _ in range(100):
         *_, info = env.step(buy)
@@ -178,7 +195,8 @@ def test_ansi_render_shows_the_ladder(env_id: str) -> None:
 def test_config_object_and_overrides() -> None:
     cfg = TradingConfig(step_ns=50 * MS, depth=3, qty_buckets=(2, 4))
     env = TradingEnv(cfg, max_offset=1)
-    assert env.action_space.nvec.tolist() == [3, 3, 2]
+    assert env.action_space.nvec.tolist() == [3, 3, 2, 2]
+    assert TradingEnv(cfg, max_offset=1, cancel_all=False).action_space.nvec.tolist() == [3, 3, 2]
     assert env.observation_space.shape == (4 * 3 + 8,)
     _, info = env.reset(seed=0)
     env.step(env.action_space.sample())
@@ -186,5 +204,113 @@ def test_config_object_and_overrides() -> None:
     with pytest.raises(ValueError):
         TradingConfig(preset="lse")
     with pytest.raises(ValueError):
-        TradingEnv(render_mode="rgb_array")
+        TradingEnv(render_mode="human")
+    with pytest.raises(ValueError):
+        TradingConfig(action_type="continuous")
     assert envs.REFERENCE_PRICE["cme"] % 25 == 0
+
+
+# ---- space variants ------------------------------------------------------------------------------
+def box_for(indices: list[int], nvec: list[int]) -> np.ndarray:
+    """The centre of each index's bin: the Box action that decodes to ``indices``."""
+    return np.array([(2 * i + 1) / n - 1 for i, n in zip(indices, nvec, strict=True)], dtype=np.float32)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_box_actions_decode_to_the_discrete_ones(env_id: str) -> None:
+    discrete, box = make(env_id), make(env_id, action_type="box")
+    nvec = discrete.action_space.nvec.tolist()
+    discrete.action_space.seed(4)
+    discrete.reset(seed=6)
+    box.reset(seed=6)
+    for _ in range(150):
+        a = discrete.action_space.sample()
+        x, y = discrete.step(a), box.step(box_for(a.tolist(), nvec))
+        assert np.array_equal(x[0], y[0]) and x[1:4] == y[1:4]
+        if x[2] or x[3]:
+            break
+    # the edges of [-1, 1] fall in the first and last bins
+    assert box.unwrapped._indices(np.array([-1.0] * len(nvec))) == [0] * len(nvec)
+    assert box.unwrapped._indices(np.array([1.0] * len(nvec))) == [n - 1 for n in nvec]
+
+
+def test_dict_observation_holds_the_flat_values() -> None:
+    flat, named = make("exchange/Trading-v0"), make("exchange/Trading-v0", obs_type="dict")
+    L = flat.unwrapped.config.depth
+    a, _ = flat.reset(seed=3)
+    b, _ = named.reset(seed=3)
+    flat.action_space.seed(1)
+    for _ in range(50):
+        joined = np.concatenate([b["bids"].ravel(), b["asks"].ravel(), b["market"], b["agent"]])
+        assert np.array_equal(a, joined) and b["bids"].shape == (L, 2)
+        action = flat.action_space.sample()
+        a, *_ = flat.step(action)
+        b, *_ = named.step(action)
+
+
+def test_rgb_array_frames() -> None:
+    env = make("exchange/MarketMaking-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    first = env.render()
+    for _ in range(20):
+        env.step(env.action_space.sample())
+    later = env.render()
+    assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3
+    assert first.shape == later.shape and not np.array_equal(first, later)
+    env.close()
+
+
+# ---- execution -----------------------------------------------------------------------------------
+def learner_fills(env) -> list[Fill]:
+    """The learner's fills since reset, from the simulator's event log."""
+    return [ev for _, _, events in env.unwrapped.sim.log for ev in events
+            if type(ev) is Fill and LEARNER in (ev.maker_trader, ev.taker_trader)]
+
+
+@pytest.mark.parametrize("exec_side", [1, -1])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_execution_rewards_sum_to_minus_the_shortfall(preset: str, exec_side: int) -> None:
+    env = make("exchange/Execution-v0", preset=preset, exec_side=exec_side, reward_scale=1.0)
+    u = env.unwrapped
+    env.action_space.seed(2)
+    env.reset(seed=5)
+    fills_before = len(learner_fills(env))
+    total, done = 0.0, False
+    while not done:
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        total += reward
+        done = terminated or truncated
+        assert 0 <= exec_side * info["position"] <= u.config.target_qty  # never overfilled
+    fills = learner_fills(env)[fills_before:]
+    filled = sum(f.qty for f in fills)
+    shortfall = sum(exec_side * (f.price - info["arrival_price"]) * f.qty for f in fills) / u.tick
+    penalty = u.config.unfilled_penalty * (u.config.target_qty - filled)
+    assert filled == exec_side * info["position"]
+    assert total == pytest.approx(-shortfall - penalty)
+    assert terminated == (info["remaining"] == 0)
+
+
+def test_execution_final_sweep_and_termination() -> None:
+    env = make("exchange/Execution-v0", max_episode_steps=10, horizon_steps=10)
+    env.reset(seed=1)
+    wait = np.zeros(len(env.action_space.nvec), dtype=np.int64)
+    for i in range(1, 11):
+        obs, _, terminated, truncated, info = env.step(wait)
+        if i < 10:
+            assert info["remaining"] == 50 and obs[4 * 5 + 4] == 1.0  # waiting fills nothing
+    assert terminated or truncated
+    assert info["remaining"] < 50  # the sweep bought at the market
+    send_all = np.array([1, 2 * 2, 2, 0])  # most aggressive, biggest bucket
+    env.reset(seed=1)
+    steps = 0
+    while True:
+        steps += 1
+        *_, terminated, truncated, info = env.step(send_all)
+        if terminated or truncated:
+            break
+    assert terminated and info["remaining"] == 0 and steps < 10
+
+
+def test_execution_refuses_a_target_past_the_risk_limit() -> None:
+    with pytest.raises(ValueError, match="max_position"):
+        make("exchange/Execution-v0", target_qty=80, max_position=50)
