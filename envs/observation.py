@@ -56,18 +56,34 @@ def observation_space(config: TradingConfig) -> spaces.Box:
 
 def book_features(book: OrderBook, mid: float, tick: int, config: TradingConfig, out: np.ndarray) -> None:
     """Write the ``4L`` level features and the spread into ``out[: 4L + 1]``."""
+    out[: 4 * config.depth + 1] = book_feature_list(book, mid, tick, config)
+
+
+def book_feature_list(book: OrderBook, mid: float, tick: int, config: TradingConfig) -> list[float]:
+    """The ``4L`` level features and the spread, unclipped, as a list (the hot path of every step)."""
     L, D, scale = config.depth, config.max_ticks, config.size_scale
-    bids, asks = book.l2(L)
-    out[: 4 * L : 2] = D  # sentinel distance; sizes stay 0
-    out[1 : 4 * L : 2] = 0.0
-    for i, (price, qty, _) in enumerate(bids):
-        out[2 * i] = (mid - price) / tick
-        out[2 * i + 1] = qty / scale
-    base = 2 * L
-    for i, (price, qty, _) in enumerate(asks):
-        out[base + 2 * i] = (price - mid) / tick
-        out[base + 2 * i + 1] = qty / scale
-    out[4 * L] = (asks[0][0] - bids[0][0]) / tick if bids and asks else D
+    values: list[float] = []
+    bids, asks = top_levels(book.bids.levels, L, True), top_levels(book.asks.levels, L, False)
+    for lv in bids:
+        values += ((mid - lv.price) / tick, lv.qty / scale)
+    values += (D, 0.0) * (L - len(bids))
+    for lv in asks:
+        values += ((lv.price - mid) / tick, lv.qty / scale)
+    values += (D, 0.0) * (L - len(asks))
+    values.append((asks[0].price - bids[0].price) / tick if bids and asks else D)
+    return values
+
+
+def top_levels(levels: dict, n: int, bids: bool) -> list:
+    """The best ``n`` non-empty levels of one side's price -> level map, best first."""
+    out = []
+    for price in sorted(levels, reverse=bids):
+        lv = levels[price]
+        if lv.count:
+            out.append(lv)
+            if len(out) == n:
+                break
+    return out
 
 
 def imbalance(book: OrderBook) -> float:

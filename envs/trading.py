@@ -23,7 +23,7 @@ from rich.console import Console
 from agents import make_agent
 from agents.base import GTC, OrderTracker
 from envs.config import TradingConfig, default_background
-from envs.observation import N_SCALARS, as_dict, book_features, dict_observation_space, imbalance, observation_space
+from envs.observation import as_dict, book_feature_list, dict_observation_space, imbalance, observation_space
 from envs.render import RgbRenderer
 from exchange.accounts import mark_price
 from exchange.commands import MassCancel, Modify, NewOrder
@@ -40,8 +40,8 @@ class Learner(Agent):
     """The learning agent inside the simulator: it only records what it is told.
 
     Its working orders and position are tracked from its delivered events (``OrderTracker``);
-    ``flow`` sums the signed size of every trade print (buyer-initiated positive) since the
-    environment last zeroed it.
+    ``flow`` sums the signed size of every trade print (buyer-initiated positive) and
+    ``trades`` counts the prints since the environment last zeroed them.
     """
 
     market_data = True
@@ -52,12 +52,14 @@ class Learner(Agent):
         self.symbols = (symbol,)
         self.orders = OrderTracker(trader)
         self.flow = 0
+        self.trades = 0
 
     def on_events(self, ctx: Context, symbol: str, events: list) -> None:
         orders = self.orders
         for ev in events:
             if type(ev) is Fill:
                 self.flow += ev.aggressor * ev.qty
+                self.trades += 1
             orders.apply(ev)
 
     @property
@@ -248,7 +250,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.mid = self._mark()
         self.mids = [self.mid]  # the mark after every step, for rgb_array rendering
         self.rejected0 = self.learner.rejected
-        self.learner.flow = 0
+        self.learner.flow = self.learner.trades = 0
         return self._observation(0.0, 0), self._info(0, 0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -256,7 +258,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         if sim is None or learner is None or self.exchange is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
         events0, commands0 = sim.events_produced, len(sim.log)
-        learner.flow = 0
+        learner.flow = learner.trades = 0
         self._act(sim.context(LEARNER), action)
         sim.run(until=sim.now + cfg.step_ns)
         self.steps += 1
@@ -325,14 +327,12 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             return self.config.max_ticks / 2
         return (ask - bid) / self.tick / 2
 
-    def _observation(self, mid_return: float, flow: int) -> np.ndarray:
+    def _observation(self, mid_return: float, flow: int) -> np.ndarray | dict[str, np.ndarray]:
         cfg = self.config
         assert self.exchange is not None and self.learner is not None
         book = self.exchange.engines[cfg.symbol].book
-        obs = np.zeros(self._shape, dtype=np.float32)
-        book_features(book, self.mid, self.tick, cfg, obs)
-        k = 4 * cfg.depth + 1
-        obs[k : k + N_SCALARS - 1] = (
+        values = book_feature_list(book, self.mid, self.tick, cfg)
+        values += (
             mid_return,
             flow / cfg.size_scale,
             imbalance(book),
@@ -341,7 +341,9 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             len(self.learner.orders.orders) / cfg.max_open_orders,
             max(0.0, 1.0 - self.steps / self.horizon),
         )
-        np.clip(obs, self._low, self._high, out=obs)
+        obs = np.array(values, dtype=np.float32)
+        np.minimum(obs, self._high, out=obs)  # two ufuncs: half the cost of np.clip on 28 floats
+        np.maximum(obs, self._low, out=obs)
         return as_dict(obs, cfg) if cfg.obs_type == "dict" else obs
 
     def _info(self, messages: int, commands: int) -> dict[str, Any]:
@@ -352,7 +354,8 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             "open_orders": len(self.learner.orders.orders),
             "rejected": self.learner.rejected - self.rejected0,  # refused commands this episode
             "messages": messages,  # exchange events produced during the step
-            "commands": commands,  # commands the venue processed during the step
+            "commands": commands,  # commands the venue processed during the step (every participant's)
+            "trades": self.learner.trades,  # trade prints during the step (every participant's)
             "time_ns": self.sim.now if self.sim is not None else 0,
         }
 
