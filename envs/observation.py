@@ -27,6 +27,8 @@ Every feature is clipped to its bounds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from gymnasium import spaces
 
@@ -56,34 +58,87 @@ def observation_space(config: TradingConfig) -> spaces.Box:
 
 def book_features(book: OrderBook, mid: float, tick: int, config: TradingConfig, out: np.ndarray) -> None:
     """Write the ``4L`` level features and the spread into ``out[: 4L + 1]``."""
-    out[: 4 * config.depth + 1] = book_feature_list(book, mid, tick, config)
+    bids, asks = book_levels(book, config.depth)
+    out[: 4 * config.depth + 1] = level_features(bids, asks, mid, tick, config)
 
 
-def book_feature_list(book: OrderBook, mid: float, tick: int, config: TradingConfig) -> list[float]:
-    """The ``4L`` level features and the spread, unclipped, as a list (the hot path of every step)."""
-    L, D, scale = config.depth, config.max_ticks, config.size_scale
-    values: list[float] = []
-    bids, asks = top_levels(book.bids.levels, L, True), top_levels(book.asks.levels, L, False)
-    for lv in bids:
-        values += ((mid - lv.price) / tick, lv.qty / scale)
-    values += (D, 0.0) * (L - len(bids))
-    for lv in asks:
-        values += ((lv.price - mid) / tick, lv.qty / scale)
-    values += (D, 0.0) * (L - len(asks))
-    values.append((asks[0].price - bids[0].price) / tick if bids and asks else D)
-    return values
+def book_levels(book: OrderBook, depth: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The best ``depth`` (price, displayed qty) levels of each side, best first."""
+    return top_levels(book.bids.levels, depth, True), top_levels(book.asks.levels, depth, False)
 
 
-def top_levels(levels: dict, n: int, bids: bool) -> list:
-    """The best ``n`` non-empty levels of one side's price -> level map, best first."""
+def top_levels(levels: dict, n: int, bids: bool) -> list[tuple[int, int]]:
+    """The best ``n`` non-empty levels of one side's price -> ``Level`` map, best first."""
     out = []
     for price in sorted(levels, reverse=bids):
         lv = levels[price]
         if lv.count:
-            out.append(lv)
+            out.append((price, lv.qty))
             if len(out) == n:
                 break
     return out
+
+
+def level_features(
+    bids: Sequence[tuple[int, int]], asks: Sequence[tuple[int, int]], mid: float, tick: int, config: TradingConfig
+) -> list[float]:
+    """The ``4L`` level features and the spread, unclipped, from (price, qty) levels best first."""
+    L, D, scale = config.depth, config.max_ticks, config.size_scale
+    values: list[float] = []
+    for price, qty in bids[:L]:
+        values += ((mid - price) / tick, qty / scale)
+    values += (D, 0.0) * (L - min(L, len(bids)))
+    for price, qty in asks[:L]:
+        values += ((price - mid) / tick, qty / scale)
+    values += (D, 0.0) * (L - min(L, len(asks)))
+    values.append((asks[0][0] - bids[0][0]) / tick if bids and asks else D)
+    return values
+
+
+def observation_values(
+    bids: Sequence[tuple[int, int]],
+    asks: Sequence[tuple[int, int]],
+    *,
+    mid: float,
+    tick: int,
+    config: TradingConfig,
+    mid_return: float,
+    flow: int,
+    position: int,
+    equity_change: float,
+    open_orders: int,
+    time_left: float,
+) -> list[float]:
+    """Every feature of the layout above, unclipped, from what any observer of the market has.
+
+    The environments and the live bots (which see the book only through the market-data
+    feed) both build their observations here, so a policy sees the same numbers live as in
+    training. ``bids``/``asks``: (price, displayed qty) best first, at least ``depth`` of
+    each when the book has them; ``mid``: the mark the distances are measured from;
+    ``mid_return`` in ticks; ``flow`` signed lots; ``equity_change`` in price units;
+    ``time_left`` a fraction.
+    """
+    values = level_features(bids, asks, mid, tick, config)
+    bq = bids[0][1] if bids else 0
+    aq = asks[0][1] if asks else 0
+    values += (
+        mid_return,
+        flow / config.size_scale,
+        (bq - aq) / (bq + aq) if bq + aq else 0.0,
+        position / config.max_position,
+        equity_change / tick / config.reward_scale,
+        open_orders / config.max_open_orders,
+        time_left,
+    )
+    return values
+
+
+def to_observation(values: list[float], low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The clipped ``float32`` observation (two ufuncs: half the cost of ``np.clip`` here)."""
+    obs = np.array(values, dtype=np.float32)
+    np.minimum(obs, high, out=obs)
+    np.maximum(obs, low, out=obs)
+    return obs
 
 
 def imbalance(book: OrderBook) -> float:

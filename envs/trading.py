@@ -23,7 +23,7 @@ from rich.console import Console
 from agents import make_agent
 from agents.base import GTC, OrderTracker
 from envs.config import TradingConfig, default_background
-from envs.observation import as_dict, book_feature_list, dict_observation_space, imbalance, observation_space
+from envs.observation import as_dict, book_levels, dict_observation_space, observation_space, observation_values, to_observation
 from envs.render import RgbRenderer
 from exchange.accounts import mark_price
 from exchange.commands import MassCancel, Modify, NewOrder
@@ -330,20 +330,21 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     def _observation(self, mid_return: float, flow: int) -> np.ndarray | dict[str, np.ndarray]:
         cfg = self.config
         assert self.exchange is not None and self.learner is not None
-        book = self.exchange.engines[cfg.symbol].book
-        values = book_feature_list(book, self.mid, self.tick, cfg)
-        values += (
-            mid_return,
-            flow / cfg.size_scale,
-            imbalance(book),
-            self.account.position(cfg.symbol) / cfg.max_position,
-            (self.equity - self.equity0) / self.tick / cfg.reward_scale,
-            len(self.learner.orders.orders) / cfg.max_open_orders,
-            max(0.0, 1.0 - self.steps / self.horizon),
+        bids, asks = book_levels(self.exchange.engines[cfg.symbol].book, cfg.depth)
+        values = observation_values(
+            bids,
+            asks,
+            mid=self.mid,
+            tick=self.tick,
+            config=cfg,
+            mid_return=mid_return,
+            flow=flow,
+            position=self.account.position(cfg.symbol),
+            equity_change=self.equity - self.equity0,
+            open_orders=len(self.learner.orders.orders),
+            time_left=max(0.0, 1.0 - self.steps / self.horizon),
         )
-        obs = np.array(values, dtype=np.float32)
-        np.minimum(obs, self._high, out=obs)  # two ufuncs: half the cost of np.clip on 28 floats
-        np.maximum(obs, self._low, out=obs)
+        obs = to_observation(values, self._low, self._high)
         return as_dict(obs, cfg) if cfg.obs_type == "dict" else obs
 
     def _info(self, messages: int, commands: int) -> dict[str, Any]:
