@@ -13,6 +13,9 @@ observation. Trading and MarketMaking truncate through ``TimeLimit`` after
 ``max_episode_steps`` (1000 steps of 100 ms); Execution after 200.
 Create them with ``gymnasium.make(id, **kwargs)``; the keyword arguments override fields of
 ``TradingConfig``. Each class docstring is the environment's spec page.
+
+The multi-agent PettingZoo environment is ``envs.multi`` (also importable as
+``envs.exchange_multi_v0``): ``parallel_env()``, ``raw_env()`` (AEC) and ``env()``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import gymnasium
 
 from envs.config import REFERENCE_PRICE, Background, TradingConfig, default_background
+from envs import multi as exchange_multi_v0  # the Farama-style versioned module name
 from envs.execution import ExecutionEnv
+from envs.multi import BlackDeath, MultiTradingConfig, MultiTradingEnv
 from envs.trading import LEARNER, Learner, MarketMakingEnv, TradingEnv
 
 MAX_EPISODE_STEPS = 1000
@@ -40,6 +45,7 @@ gymnasium.register(
 )
 
 __all__ = [
+    "BlackDeath",
     "ENV_IDS",
     "EXECUTION_STEPS",
     "ExecutionEnv",
@@ -49,6 +55,9 @@ __all__ = [
     "Background",
     "Learner",
     "MarketMakingEnv",
+    "MultiTradingConfig",
+    "MultiTradingEnv",
+    "exchange_multi_v0",
     "TradingConfig",
     "TradingEnv",
     "default_background",

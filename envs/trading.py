@@ -21,12 +21,12 @@ from gymnasium import spaces
 from rich.console import Console
 
 from agents import make_agent
-from agents.base import GTC, OrderTracker
+from agents.base import OrderTracker
+from envs import actions
 from envs.config import TradingConfig, default_background
 from envs.observation import as_dict, book_levels, dict_observation_space, observation_space, observation_values, to_observation
 from envs.render import RgbRenderer
 from exchange.accounts import mark_price
-from exchange.commands import MassCancel, Modify, NewOrder
 from exchange.events import Fill
 from exchange.instrument import PRESETS
 from exchange.sim import Agent, Context, Simulator
@@ -178,33 +178,27 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.exchange: Exchange | None = None
         self.learner: Learner | None = None
 
-    # ---- actions (overridden by MarketMakingEnv and ExecutionEnv) ------------------------------
+    # ---- actions (overridden by MarketMakingEnv and ExecutionEnv; the rules live in envs.actions)
     def _action_nvec(self) -> list[int]:
         """Sizes of the discrete action components (the Box variant bins onto these)."""
         cfg = self.config
-        return [3, 2 * cfg.max_offset + 1, len(cfg.qty_buckets)] + ([2] if cfg.cancel_all else [])
+        return actions.trading_nvec(cfg.max_offset, len(cfg.qty_buckets), cfg.cancel_all)
 
     def _action_space(self) -> spaces.Space:
-        nvec = self._action_nvec()
-        if self.config.action_type == "box":
-            return spaces.Box(-1.0, 1.0, shape=(len(nvec),), dtype=np.float32)
-        return spaces.MultiDiscrete(nvec)
+        return actions.action_space(self._nvec, self.config.action_type)
 
     def _indices(self, action: Any) -> list[int]:
         """The discrete indices of an action of either variant."""
-        if self.config.action_type == "box":
-            return [min(n - 1, max(0, int((float(a) + 1.0) * 0.5 * n))) for a, n in zip(action, self._nvec, strict=True)]
-        return [int(a) for a in action]
+        return actions.indices(action, self._nvec, self.config.action_type)
 
     def _act(self, ctx: Context, action: Any) -> None:
-        cfg, learner = self.config, self.learner
-        assert learner is not None
-        idx = self._indices(action)
-        if cfg.cancel_all and idx[3] and learner.orders.orders:
-            ctx.submit(cfg.symbol, MassCancel(LEARNER))
-        side = idx[0] - 1
-        if side:
-            self._order_at_offset(ctx, side, idx[1] - cfg.max_offset, cfg.qty_buckets[idx[2]])
+        cfg = self.config
+        assert self.learner is not None
+        actions.trade(
+            ctx, cfg.symbol, LEARNER, self.learner.orders, self._indices(action),
+            tick=self.tick, max_offset=cfg.max_offset, qty_buckets=cfg.qty_buckets,
+            cancel_all=cfg.cancel_all, fallback=self._fallback_price(),
+        )
 
     def _order_at_offset(self, ctx: Context, side: int, offset: int, qty: int) -> None:
         """A limit order ``offset`` ticks through the touch it would trade with."""
@@ -212,18 +206,13 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         touch = (book.asks if side == 1 else book.bids).best
         if touch is None:
             touch = self._fallback_price()
-        self._new_order(ctx, side, qty, max(self.tick, touch + side * offset * self.tick))
-
-    def _new_order(self, ctx: Context, side: int, qty: int, price: int) -> None:
-        oid = ctx.next_order_id()
         assert self.learner is not None
-        self.learner.orders.sent_new(oid, side, price, qty, GTC, "", ctx.now)
-        ctx.submit(self.config.symbol, NewOrder(oid, LEARNER, side, qty, price, smp_id=LEARNER))
+        price = max(self.tick, touch + side * offset * self.tick)
+        actions.new_order(ctx, self.config.symbol, LEARNER, self.learner.orders, side, qty, price)
 
     def _fallback_price(self) -> int:
         """The mark (else ``reference_price``) rounded to the tick: the touch of an empty side."""
-        mark = self._mark()
-        return max(self.tick, round(mark / self.tick) * self.tick)
+        return actions.fallback_price(self._mark(), self.tick)
 
     # ---- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -395,41 +384,12 @@ class MarketMakingEnv(TradingEnv):
     """
 
     def _action_nvec(self) -> list[int]:
-        n = self.config.n_offsets
-        return [n, n]
+        return actions.quoting_nvec(self.config.n_offsets)
 
     def _act(self, ctx: Context, action: Any) -> None:
-        cfg, tick = self.config, self.tick
+        cfg = self.config
         assert self.learner is not None
-        orders = self.learner.orders
-        book = ctx.book(cfg.symbol)
-        best = {side: self._others_best(book, side, orders) for side in (1, -1)}
-        bid_distance, ask_distance = self._indices(action)
-        for side, distance in ((1, bid_distance), (-1, ask_distance)):
-            touch, opposite = best[side], best[-side]
-            if touch is None:
-                touch = opposite - side * tick if opposite is not None else self._fallback_price()
-            price = touch - side * distance * tick
-            if opposite is not None:
-                price = min(price, opposite - tick) if side == 1 else max(price, opposite + tick)
-            price = max(tick, price)
-            working = orders.working(side=side)
-            if not working:
-                self._new_order(ctx, side, cfg.quote_qty, price)
-                continue
-            quote = working[0]
-            if quote.settled and (quote.price != price or quote.qty != cfg.quote_qty):
-                orders.sent_modify(quote.order_id)
-                ctx.submit(cfg.symbol, Modify(quote.order_id, LEARNER, cfg.quote_qty, price))
-
-    @staticmethod
-    def _others_best(book: Any, side: int, orders: OrderTracker) -> int | None:
-        """Best price of ``side`` without the agent's own resting quantity."""
-        bs = book.side(side)
-        best = bs.best
-        if best is None or bs.levels[best].qty > orders.resting_qty(side, best):
-            return best
-        for level in bs.sorted_levels():
-            if level.qty > orders.resting_qty(side, level.price):
-                return level.price
-        return None
+        actions.quote(
+            ctx, cfg.symbol, LEARNER, self.learner.orders, self._indices(action),
+            tick=self.tick, quote_qty=cfg.quote_qty, fallback=self._fallback_price(),
+        )

@@ -81,3 +81,14 @@ def test_sim_benchmark_json_line(capsys):
     for key in ("events_per_s", "engine_msgs_per_s", "overhead_ratio", "sim_orders_per_s"):
         assert isinstance(result[key], (int, float)) and result[key] > 0
     assert result["orders"] > 100 and result["events"] > result["orders"]
+
+
+def test_env_benchmark_json_line(capsys):
+    from bench import envs as bench_envs
+
+    assert bench_envs.main(["--steps", "300", "--multi-steps", "30", "--repeats", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("single_env_steps_per_s", "heavy_env_steps_per_s", "multi_env_steps_per_s", "msgs_per_step", "trades_per_step"):
+        assert isinstance(result[key], (int, float)) and result[key] > 0
+    light, heavy = result["workloads"]["light"], result["workloads"]["heavy"]
+    assert 3 < light["msgs_per_step"] < 8 and 16 < heavy["msgs_per_step"] < 32  # the calibrated backgrounds
