@@ -1,0 +1,520 @@
+"""Live exchange benchmark: orders/s and order-to-acknowledgement latency over WebSockets.
+
+    python -m bench.live                 # 1, 10, 50 bot connections; fan-out to 50 subscribers
+    python -m bench.live --quick --json  # a smoke run (1 and 10 bots, 10 subscribers, short)
+
+A real server (``python -m live.server``, its own process, no journal unless ``--journal``)
+and a real relay (``python -m live.relay``) run on loopback; the bots are WebSocket
+connections from this process (one asyncio loop), each logged in as its own trader.
+
+Workload ``live-mixed`` (per bot, from ``random.Random(seed/bot)``): GTC limit orders 1..10
+lots, buys 1..50 ticks below 10,000 and sells 1..50 ticks above (they rest); every 10th
+order is a marketable IOC through the opposite side (trades, so market data moves); when a
+bot has 20 acknowledged resting orders, its next message cancels the oldest. An
+acknowledgement is the one reply carrying the request's ``req``: ``accepted`` or
+``rejected`` for a new order, ``cancelled`` (or ``error`` unknown_order, if a trade took it
+first) for a cancel.
+
+Runs, for N = 1, 10, 50 connections:
+
+- ``max``: each connection keeps ``--window`` requests in flight (pipelined) for
+  ``--seconds``: sustained orders/s = acknowledgements / time; latency under that load.
+- ``10k``: a fixed offered load of ``--rate`` orders/s in total (10,000), paced per
+  connection; latency is measured from each request's *scheduled* send time (no
+  coordinated omission), p50 and p99.
+
+Every run checks, per connection, that each request got exactly one acknowledgement and
+that acknowledgements came in request order: ``dropped`` counts requests never
+acknowledged, ``reordered`` acknowledgements out of order.
+
+Fan-out: ``--subscribers`` (50) connections subscribe to the relay while 10 bots send a
+fixed ``--fanout-rate`` orders/s; each subscriber checks that every symbol's ``seq`` is
+gap-free; reported: market-data messages delivered per second (all subscribers), lag from
+the exchange's timestamp to receipt (p50, p99), gaps and slow-consumer re-snapshots.
+
+Baseline: the same workload applied in this process, without I/O, to the exchange core
+(``exchange.venue.Exchange.submit``) and to the live venue (``live.core.LiveVenue.handle``,
+which also builds the wire messages); the live figure is reported as a ratio to the engine's.
+
+``--json`` ends the output with one line: ``orders_per_s`` (max run, largest N),
+``p50_ms``/``p99_ms`` (10k run, largest N), ``bots``, ``dropped`` (all runs), ``reordered``,
+``engine_orders_per_s``, ``ratio``, ``runs`` and ``fanout``. Client and server share the
+machine's two cores, so the client's own cost is part of every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+from websockets.asyncio.client import connect
+
+from exchange.commands import Cancel, NewOrder
+from exchange.enums import TimeInForce
+from exchange.venue import Exchange, RiskLimits
+from live import protocol as P
+from live.config import RateLimit, ServerConfig, SymbolConfig, TraderConfig, config_to_dict
+from live.core import LiveVenue, Outbox
+from live.launch import start_exchange, start_relay
+
+SYMBOL = "XYZ"
+MID = 10_000
+
+
+class _Reply(msgspec.Struct):
+    """The fields of a server message the bench reads (everything else is skipped)."""
+
+    type: str = ""
+    req: int | None = None
+    order_id: int | None = None
+
+
+class _Md(msgspec.Struct):
+    type: str = ""
+    symbol: str | None = None
+    seq: int | None = None
+    ts: int | None = None
+
+
+_reply = msgspec.json.Decoder(_Reply).decode
+_md = msgspec.json.Decoder(_Md).decode
+_encode = msgspec.json.Encoder().encode
+
+
+# ---- the workload ------------------------------------------------------------------------------------
+class Workload:
+    """One bot's ``live-mixed`` order flow (module docstring); ``open`` holds resting order ids."""
+
+    def __init__(self, seed: int, bot: int, max_open: int = 20) -> None:
+        self.rng = random.Random(f"{seed}/{bot}")
+        self.open: deque[int] = deque()
+        self.max_open = max_open
+        self.n = 0
+
+    def next(self) -> tuple[str, dict[str, Any]]:
+        """("new", fields) or ("cancel", {"order_id": id})."""
+        self.n += 1
+        if len(self.open) >= self.max_open:
+            return "cancel", {"order_id": self.open.popleft()}
+        r = self.rng
+        side = 1 if r.random() < 0.5 else -1
+        qty = r.randint(1, 10)
+        if self.n % 10 == 0:
+            return "new", {"side": side, "qty": qty, "price": MID + side * 60, "ioc": True}
+        return "new", {"side": side, "qty": qty, "price": MID - side * r.randint(1, 50), "ioc": False}
+
+
+def request_bytes(kind: str, f: dict[str, Any], req: int) -> bytes:
+    if kind == "cancel":
+        return _encode({"type": "cancel", "order_id": f["order_id"], "req": req})
+    msg = {"type": "new_order", "symbol": SYMBOL, "side": "buy" if f["side"] == 1 else "sell", "qty": f["qty"],
+           "price": f["price"], "req": req}
+    if f["ioc"]:
+        msg["tif"] = "ioc"
+    return _encode(msg)
+
+
+def bench_config(n_traders: int) -> ServerConfig:
+    """A venue for the bench: one FIFO symbol, ``n_traders`` traders, no rate limit to speak of."""
+    return ServerConfig(
+        symbols=(SymbolConfig(SYMBOL, "nyse"),),
+        traders=tuple(TraderConfig(i, f"bench{i}", f"bench-token-{i}") for i in range(1, n_traders + 1)),
+        risk=RiskLimits(max_order_qty=1_000, max_position=10**9, max_open_orders=100_000),
+        rate_limit=RateLimit(rate=1e7, burst=1_000_000),
+        session_queue=1_000_000,
+    )
+
+
+# ---- a bot connection --------------------------------------------------------------------------------
+class Conn:
+    """One pipelined trading connection with per-request acknowledgement tracking."""
+
+    def __init__(self, url: str, bot: int, seed: int) -> None:
+        self.url, self.bot = url, bot
+        self.work = Workload(seed, bot)
+        self.pending: deque[tuple[int, float, str]] = deque()  # (req, t0, kind) in send order
+        self.latencies: list[float] = []
+        self.sent = self.acked = self.reordered = 0
+        self.req = 0
+        self.ws: Any = None
+        self._free = asyncio.Event()
+        self._done = asyncio.Event()
+
+    async def open(self) -> None:
+        self.ws = await connect(self.url, compression=None, proxy=None, open_timeout=20, max_size=2**24,
+                                max_queue=None)
+        await self.ws.send(_encode({"type": "login", "token": f"bench-token-{self.bot}", "req": 0}), text=True)
+        reply = _reply(await self.ws.recv())
+        if reply.type != "welcome":
+            raise RuntimeError(f"bot {self.bot}: login failed: {reply}")
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        pending, lat, clock = self.pending, self.latencies, time.perf_counter
+        async for raw in self.ws:
+            r = _reply(raw)
+            if r.req is None:
+                continue
+            now = clock()
+            while pending:
+                req, t0, kind = pending.popleft()
+                if req == r.req:
+                    break
+                self.reordered += 1  # an earlier request's acknowledgement never came (or came late)
+            else:
+                self.reordered += 1
+                continue
+            lat.append(now - t0)
+            self.acked += 1
+            if kind == "new" and r.type == "accepted" and r.order_id is not None and t0 >= 0:
+                self.work.open.append(r.order_id)
+            self._free.set()
+            if not pending:
+                self._done.set()
+
+    async def _send(self, t0: float) -> None:
+        self.req += 1
+        kind, fields = self.work.next()
+        if kind == "new" and fields["ioc"]:
+            kind = "ioc"
+        self.pending.append((self.req, t0, kind))
+        self.sent += 1
+        self._done.clear()
+        await self.ws.send(request_bytes("cancel" if kind == "cancel" else "new", fields, self.req), text=True)
+
+    async def run_window(self, window: int, until: float) -> None:
+        clock = time.perf_counter
+        while clock() < until:
+            while len(self.pending) >= window:
+                self._free.clear()
+                await self._free.wait()
+            await self._send(clock())
+
+    async def run_rate(self, rate: float, start: float, until: float) -> None:
+        clock, k = time.perf_counter, 0
+        while True:
+            due = start + k / rate
+            if due >= until:
+                return
+            now = clock()
+            if due > now:
+                await asyncio.sleep(due - now)
+            await self._send(due)
+            k += 1
+
+    async def drain(self, timeout: float) -> None:
+        if self.pending:
+            try:
+                await asyncio.wait_for(self._done.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+        await asyncio.gather(self.reader, return_exceptions=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+async def _connect_all(url: str, n: int, seed: int, offset: int = 0) -> list[Conn]:
+    conns = [Conn(url, offset + i + 1, seed) for i in range(n)]
+    await asyncio.gather(*(c.open() for c in conns))
+    return conns
+
+
+async def _finish(conns: list[Conn], elapsed: float, mode: str) -> dict[str, Any]:
+    await asyncio.gather(*(c.drain(5.0) for c in conns))
+    lat = [x for c in conns for x in c.latencies]
+    sent = sum(c.sent for c in conns)
+    acked = sum(c.acked for c in conns)
+    await asyncio.gather(*(c.close() for c in conns))
+    return {
+        "mode": mode, "bots": len(conns), "seconds": round(elapsed, 3), "sent": sent, "acked": acked,
+        "orders_per_s": round(acked / elapsed, 1), "p50_ms": round(_pct(lat, 0.5) * 1e3, 3),
+        "p99_ms": round(_pct(lat, 0.99) * 1e3, 3), "max_ms": round(max(lat or [0]) * 1e3, 3),
+        "dropped": sent - acked, "reordered": sum(c.reordered for c in conns),
+    }
+
+
+async def run_max(url: str, n: int, seconds: float, window: int, seed: int) -> dict[str, Any]:
+    conns = await _connect_all(url, n, seed)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(c.run_window(window, t0 + seconds) for c in conns))
+    await asyncio.gather(*(c.drain(5.0) for c in conns))
+    return await _finish(conns, time.perf_counter() - t0, "max")
+
+
+async def run_rate(url: str, n: int, seconds: float, rate: float, seed: int) -> dict[str, Any]:
+    conns = await _connect_all(url, n, seed)
+    start = time.perf_counter() + 0.05
+    per = rate / n
+    await asyncio.gather(*(c.run_rate(per, start + i / rate, start + seconds) for i, c in enumerate(conns)))
+    await asyncio.gather(*(c.drain(5.0) for c in conns))
+    elapsed = time.perf_counter() - start  # until the last acknowledgement
+    result = await _finish(conns, elapsed, f"{int(rate / 1000)}k" if rate >= 1000 else f"{int(rate)}/s")
+    result["offered_per_s"] = rate
+    return result
+
+
+# ---- fan-out ---------------------------------------------------------------------------------------
+class Sub:
+    """A relay subscriber checking per-symbol ``seq`` continuity and measuring lag."""
+
+    def __init__(self) -> None:
+        self.seq: dict[str, int] = {}
+        self.received = self.gaps = self.resyncs = 0
+        self.lags: list[float] = []
+        self.counting = False
+
+    async def run(self, url: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
+        async with connect(url, compression=None, proxy=None, open_timeout=20, max_size=2**24, max_queue=None) as ws:
+            await ws.send(_encode({"type": "subscribe", "req": 1}), text=True)
+
+            async def read() -> None:
+                async for raw in ws:
+                    m = _md(raw)
+                    t = m.type
+                    if t == "book_snapshot":
+                        self.seq[m.symbol] = m.seq  # type: ignore[index, assignment]
+                        if self.counting:
+                            self.resyncs += 1
+                        if len(self.seq) >= 1:
+                            ready.set()
+                    elif t in ("book_update", "trade", "liquidation"):
+                        last = self.seq.get(m.symbol)  # type: ignore[arg-type]
+                        if last is not None and m.seq != last + 1 and m.seq > last:  # type: ignore[operator]
+                            self.gaps += 1
+                        self.seq[m.symbol] = m.seq  # type: ignore[index, assignment]
+                        if self.counting:
+                            self.received += 1
+                            if self.received % 16 == 0:
+                                self.lags.append(time.time_ns() - m.ts)  # type: ignore[operator]
+
+            reader = asyncio.ensure_future(read())
+            await stop.wait()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+
+async def run_fanout(url: str, relay_url: str, subscribers: int, bots: int, rate: float, seconds: float,
+                     seed: int) -> dict[str, Any]:
+    subs = [Sub() for _ in range(subscribers)]
+    stop = asyncio.Event()
+    readies = [asyncio.Event() for _ in subs]
+    tasks = [asyncio.ensure_future(s.run(relay_url, r, stop)) for s, r in zip(subs, readies, strict=True)]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
+    conns = await _connect_all(url, bots, seed + 1)
+    for s in subs:
+        s.counting = True
+    start = time.perf_counter() + 0.05
+    await asyncio.gather(*(c.run_rate(rate / bots, start + i / rate, start + seconds) for i, c in enumerate(conns)))
+    await asyncio.gather(*(c.drain(5.0) for c in conns))
+    await asyncio.sleep(0.5)  # let the relay deliver the tail
+    elapsed = time.perf_counter() - start
+    for s in subs:
+        s.counting = False
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    orders = await _finish(conns, seconds, "fanout-load")
+    lags = [x / 1e6 for s in subs for x in s.lags]
+    delivered = sum(s.received for s in subs)
+    return {
+        "subscribers": subscribers, "orders_per_s": orders["orders_per_s"], "md_messages": delivered,
+        "md_per_s": round(delivered / seconds, 1), "md_per_s_per_subscriber": round(delivered / seconds / subscribers, 1),
+        "lag_p50_ms": round(_pct(lags, 0.5), 3), "lag_p99_ms": round(_pct(lags, 0.99), 3),
+        "gaps": sum(s.gaps for s in subs), "resyncs": sum(s.resyncs for s in subs), "dropped_orders": orders["dropped"],
+    }
+
+
+# ---- in-process baseline --------------------------------------------------------------------------
+def run_inprocess(n_orders: int, bots: int, seed: int) -> dict[str, float]:
+    """The same workload straight into the engine (``Exchange.submit``) and into ``LiveVenue.handle``."""
+    works = [Workload(seed, b + 1) for b in range(bots)]
+    stream: list[tuple[int, str, dict[str, Any]]] = []
+    for i in range(n_orders):
+        b = i % bots
+        stream.append((b + 1, *works[b].next()))
+        if stream[-1][1] == "new" and not stream[-1][2]["ioc"]:
+            works[b].open.append(-1)  # placeholder: the cancel targets are resolved at run time
+    cfg = bench_config(bots)
+
+    def engine() -> float:
+        ex = Exchange(cfg.specs(), starting_cash=cfg.starting_cash, risk=cfg.risk)
+        opened: dict[int, deque[int]] = {b + 1: deque() for b in range(bots)}
+        oid, submit = 0, ex.submit
+        t0 = time.perf_counter()
+        for trader, kind, f in stream:
+            if kind == "cancel":
+                q = opened[trader]
+                submit(SYMBOL, Cancel(q.popleft() if q else 1, trader))
+            else:
+                oid += 1
+                submit(SYMBOL, NewOrder(oid, trader, f["side"], f["qty"], f["price"], tif=TimeInForce.IOC if f["ioc"] else TimeInForce.GTC))
+                if not f["ioc"]:
+                    opened[trader].append(oid)
+        return len(stream) / (time.perf_counter() - t0)
+
+    def venue() -> float:
+        v = LiveVenue(cfg)
+        opened: dict[int, deque[int]] = {b + 1: deque() for b in range(bots)}
+        dec = P.decode_trading
+        msgs = []
+        for trader, kind, f in stream:
+            msgs.append((trader, kind, f))
+        t0 = time.perf_counter()
+        req = 0
+        for trader, kind, f in msgs:
+            req += 1
+            if kind == "cancel":
+                q = opened[trader]
+                data = _encode({"type": "cancel", "order_id": q.popleft() if q else 1, "req": req})
+            else:
+                data = request_bytes("new", f, req)
+            out = Outbox()
+            v.handle(trader, dec(data), v.stamp(time.time_ns()), out)
+            for m in out.private:
+                P.encode(m[1])
+            for m in out.public:
+                P.encode(m[1])
+            if kind == "new" and not f["ioc"]:
+                for _, m in out.private:
+                    if type(m) is P.Accepted and m.req == req:
+                        opened[trader].append(m.order_id)
+        return len(msgs) / (time.perf_counter() - t0)
+
+    return {"engine_orders_per_s": round(engine(), 1), "venue_orders_per_s": round(venue(), 1)}
+
+
+# ---- driver -------------------------------------------------------------------------------------------
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+async def _bench(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    bot_counts = [int(x) for x in args.bots.split(",")]
+    n_traders = max(bot_counts + [10]) + 10
+    tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    cfg_path = tmp / "server.json"
+    cfg_path.write_text(json.dumps(config_to_dict(bench_config(n_traders))))
+    server_args = ["--config", str(cfg_path), "--no-csv", "--log-level", "WARNING"]
+    server_args += ["--journal", str(tmp / "journal.jsonl"), "--fsync", args.fsync] if args.journal else ["--no-journal"]
+    err = open(tmp / "server.err", "w")
+    server, url = await asyncio.to_thread(start_exchange, server_args, stderr=err)
+    relay = None
+    runs: list[dict[str, Any]] = []
+    fanout: dict[str, Any] = {}
+    try:
+        for n in bot_counts:
+            for mode in ("max", "rate"):
+                s0, c0, t0 = cpu_seconds(server.pid), time.process_time(), time.perf_counter()
+                if mode == "max":
+                    r = await run_max(url, n, args.seconds, args.window, args.seed)
+                else:
+                    r = await run_rate(url, n, args.seconds, args.rate, args.seed)
+                wall = time.perf_counter() - t0
+                r["server_cpu"] = round((cpu_seconds(server.pid) - s0) / wall, 2)  # cores busy, on average
+                r["client_cpu"] = round((time.process_time() - c0) / wall, 2)
+                runs.append(r)
+                console.print(f"  {r['mode']:>4} {n:>3} bots: {r['orders_per_s']:>9,.0f} orders/s  p50 {r['p50_ms']:.3f} ms  "
+                              f"p99 {r['p99_ms']:.3f} ms  dropped {r['dropped']}  reordered {r['reordered']}  "
+                              f"cpu server {r['server_cpu']:.2f} client {r['client_cpu']:.2f}")
+        if args.subscribers:
+            relay, relay_url = await asyncio.to_thread(start_relay, url, ["--log-level", "WARNING", "--queue", "100000"],
+                                                       stderr=subprocess.DEVNULL)
+            fanout = await run_fanout(url, relay_url, args.subscribers, min(10, max(bot_counts)), args.fanout_rate,
+                                      args.seconds, args.seed)
+            console.print(f"  fan-out {args.subscribers} subscribers: {fanout['md_per_s']:,.0f} msgs/s delivered, lag p50 "
+                          f"{fanout['lag_p50_ms']:.2f} ms p99 {fanout['lag_p99_ms']:.2f} ms, gaps {fanout['gaps']}")
+    finally:
+        if relay is not None:
+            relay.stop()
+        server.stop()
+        err.close()
+    base = run_inprocess(args.inprocess_orders, max(bot_counts), args.seed)
+    return {"runs": runs, "fanout": fanout, **base}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n\n")[0])
+    p.add_argument("--bots", default="1,10,50", help="connection counts (default 1,10,50)")
+    p.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
+    p.add_argument("--window", type=int, default=32, help="requests in flight per connection in max runs (default 32)")
+    p.add_argument("--rate", type=float, default=10_000.0, help="offered orders/s in total in rate runs (default 10,000)")
+    p.add_argument("--subscribers", type=int, default=50, help="relay subscribers in the fan-out run (0: skip)")
+    p.add_argument("--fanout-rate", type=float, default=1_000.0, help="orders/s during the fan-out run (default 1,000)")
+    p.add_argument("--inprocess-orders", type=int, default=200_000, help="orders in the in-process baseline")
+    p.add_argument("--journal", action="store_true", help="run the server with its journal")
+    p.add_argument("--fsync", choices=("batch", "none"), default="batch", help="journal durability with --journal")
+    p.add_argument("--seed", type=int, default=20261121)
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 and 10 bots, 10 subscribers, 0.5 s runs")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.bots, args.seconds, args.subscribers, args.inprocess_orders = "1,10", 0.5, 10, 20_000
+        args.rate, args.fanout_rate = 2_000.0, 500.0
+    console = Console(highlight=False, width=120)
+    console.print(f"bench.live: workload live-mixed, {args.bots} bots, {args.seconds} s runs, window {args.window}, "
+                  f"offered {args.rate:,.0f}/s, journal {'fsync=' + args.fsync if args.journal else 'off'}")
+    result = asyncio.run(_bench(args, console))
+    runs = result["runs"]
+    table = Table(title="live exchange over WebSockets (loopback)")
+    for col in ("mode", "bots", "orders/s", "p50 ms", "p99 ms", "max ms", "dropped", "reordered", "server cpu", "client cpu"):
+        table.add_column(col, justify="right")
+    for r in runs:
+        table.add_row(r["mode"], str(r["bots"]), f"{r['orders_per_s']:,.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
+                      f"{r['max_ms']:.1f}", str(r["dropped"]), str(r["reordered"]), f"{r['server_cpu']:.2f}",
+                      f"{r['client_cpu']:.2f}")
+    console.print(table)
+    top = max(r["bots"] for r in runs)
+    best = next(r for r in runs if r["mode"] == "max" and r["bots"] == top)
+    fixed = next(r for r in runs if r["mode"] != "max" and r["bots"] == top)
+    ratio = best["orders_per_s"] / result["engine_orders_per_s"]
+    console.print(f"in-process: engine {result['engine_orders_per_s']:,.0f} orders/s, live venue core "
+                  f"{result['venue_orders_per_s']:,.0f} orders/s; live over WebSockets with {top} bots = {ratio:.3f} x engine")
+    summary = {
+        "workload": "live-mixed", "orders_per_s": best["orders_per_s"], "p50_ms": fixed["p50_ms"], "p99_ms": fixed["p99_ms"],
+        "offered_per_s": fixed.get("offered_per_s"), "bots": top, "dropped": sum(r["dropped"] for r in runs) + result["fanout"].get("dropped_orders", 0),
+        "reordered": sum(r["reordered"] for r in runs), "engine_orders_per_s": result["engine_orders_per_s"],
+        "venue_orders_per_s": result["venue_orders_per_s"], "ratio": round(ratio, 4), "runs": runs, "fanout": result["fanout"],
+        "journal": args.fsync if args.journal else None, "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+        "commit": _commit(), "python": platform.python_version(),
+    }
+    if args.json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
