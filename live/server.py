@@ -534,10 +534,10 @@ async def run(config: ServerConfig) -> int:
     """Serve until SIGTERM/SIGINT, then shut down cleanly; the exit status."""
     server = ExchangeServer(config)
     await server.start()
-    print(f"live.server listening on {server.url} (trading: /, market data: /feed)", flush=True)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before announcing: a launcher may stop us at once
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
+    print(f"live.server listening on {server.url} (trading: /, market data: /feed)", flush=True)
     await server.stopped.wait()
     log.info("stopped: %d batches; journal %s", server.batches, config.journal)
     return 1 if server.failed else 0
