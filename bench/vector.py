@@ -1,0 +1,240 @@
+"""Batched book benchmark: ``vector.book.step`` over B books against the scalar engine.
+
+    python -m bench.vector                 # B = 1, 64, 1024, 4096 (and 16384 on a GPU), 3 repeats
+    python -m bench.vector --quick         # smoke run: short streams, small batches
+    python -m bench.vector --json          # last stdout line: one JSON object
+
+Workload ("small-book stream"): ``bench.stream.generate_stream`` with ``target_live=16``
+(about 8 live orders per side instead of 2,000) and ``passive_ticks=3``, ``--steps``
+messages per stream, ``--streams`` distinct seeds (``DEFAULT_SEED + k``). Book ``b`` of a
+batch plays stream ``b % streams``: the same mix as the standard stream (54% passive
+limits, 31% cancels, 15% marketable, half of them market orders), on books shallow enough
+for a fixed capacity (``--capacity`` slots per side, 32 by default; the deepest side the
+default streams reach is 19 orders, so nothing is refused for capacity, which is checked).
+
+Timed, in the same process, each repeat: the scalar engine, a fresh ``MatchingEngine`` per
+stream fed its whole stream through one ``submit_many`` call, its events consumed (Fill
+quantities summed, Rejected counted); then for every B a fresh vector batch stepped
+``--steps`` times, one command per book per step, the traded volume accumulated on the
+device and read once at the end (the only host sync). Command tensors are built before
+timing (an env builds its own from actions). Both must trade the same volume: the vector
+total equals the sum of the scalar volumes of the streams its books play (checked on every
+run). Figures are medians over the repeats; a ratio is vector msgs/s over scalar msgs/s,
+both counting one message per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from bench.engine import machine_info, pro_rata_spec
+from bench.stream import DEFAULT_SEED, generate_stream
+from exchange import Fill, MatchingEngine, Rejected, nyse
+from vector.book import BookParams, Commands, Status, init, step
+
+BATCHES = (1, 64, 1024, 4096)
+GPU_BATCHES = (*BATCHES, 16384)
+
+
+def specs(rule: str):
+    """The instrument of each rule: as ``bench.engine`` (nyse FIFO; cme pro rata, tick 1, plain market)."""
+    return nyse() if rule == "fifo" else pro_rata_spec()
+
+
+def make_streams(n_streams: int, steps: int, seed: int) -> list[list]:
+    return [generate_stream(steps, seed + k, target_live=16, passive_ticks=3.0).commands for k in range(n_streams)]
+
+
+def run_scalar(streams: list[list], spec) -> tuple[float, list[int], int]:
+    """Seconds for a fresh engine per stream over its whole stream; per-stream volumes; rejects."""
+    volumes = []
+    rejected = 0
+    t0 = time.perf_counter()
+    for cmds in streams:
+        vol = 0
+        for e in MatchingEngine(spec).submit_many(cmds):
+            t = type(e)
+            if t is Fill:
+                vol += e.qty
+            elif t is Rejected:
+                rejected += 1
+        volumes.append(vol)
+    return time.perf_counter() - t0, volumes, rejected
+
+
+def batch_commands(streams: list[list], batch: int, device: str) -> list[Commands]:
+    """Per-step ``Commands`` for ``batch`` books, book ``b`` playing stream ``b % len(streams)``."""
+    k, steps = len(streams), len(streams[0])
+    base = Commands.from_records([streams[j][t] for t in range(steps) for j in range(k)])
+    idx = torch.arange(batch) % k
+    cols = Commands(*(f.view(steps, k)[:, idx].contiguous().to(device) for f in vars(base).values()))
+    return [cols[t] for t in range(steps)]
+
+
+def run_vector(params: BookParams, steps: list[Commands], batch: int, device: str) -> tuple[float, int, int]:
+    """Seconds for ``len(steps)`` steps of a fresh batch; total volume; CAPACITY refusals."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    with torch.inference_mode():
+        state = init(params, batch, device)
+        volume = torch.zeros(batch, dtype=torch.int64, device=device)
+        sync()
+        t0 = time.perf_counter()
+        for cmd in steps:
+            state, out = step(state, params, cmd)
+            volume += out.filled
+        total = int(volume.sum())  # the one host sync
+        sync()
+        dt = time.perf_counter() - t0
+        refused = int((out.status == Status.CAPACITY).sum()) + int(state.overflow.sum())
+    return dt, total, refused
+
+
+def benchmark(
+    steps: int = 200,
+    n_streams: int = 64,
+    capacity: int = 32,
+    repeats: int = 3,
+    batches: tuple[int, ...] | None = None,
+    rule: str = "fifo",
+    device: str = "cpu",
+    threads: int | None = None,
+    seed: int = DEFAULT_SEED,
+    console: Console | None = None,
+) -> dict:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if batches is None:
+        batches = GPU_BATCHES if device.startswith("cuda") else BATCHES
+    say = console.print if console is not None else (lambda *a, **k: None)
+    spec = specs(rule)
+    params = BookParams.from_spec(spec, capacity)
+    t0 = time.perf_counter()
+    streams = make_streams(n_streams, steps, seed)
+    say(f"generated {n_streams} streams x {steps} msgs in {time.perf_counter() - t0:.1f} s (not timed)")
+    per_batch = {b: batch_commands(streams, b, device) for b in batches}
+    scalar_runs: list[float] = []
+    vector_runs: dict[int, list[float]] = {b: [] for b in batches}
+    volumes: list[int] = []
+    for r in range(repeats):
+        dt, volumes, scalar_rejected = run_scalar(streams, spec)
+        scalar_runs.append(n_streams * steps / dt)
+        for b in batches:
+            dt, total, refused = run_vector(params, per_batch[b], b, device)
+            expected = sum(volumes[j % n_streams] for j in range(b))
+            if total != expected:
+                raise AssertionError(f"B={b}: vector traded {total} lots, the scalar engine {expected}")
+            if refused:
+                raise AssertionError(f"B={b}: {refused} capacity refusals; raise --capacity")
+            vector_runs[b].append(b * steps / dt)
+            say(f"repeat {r + 1}/{repeats}  B={b:>6,}  {b * steps / dt:>12,.0f} msgs/s")
+    scalar = statistics.median(scalar_runs)
+    rows = []
+    for b in batches:
+        rates = vector_runs[b]
+        med = statistics.median(rates)
+        rows.append(
+            {
+                "batch": b,
+                "msgs_per_s": round(med),
+                "min_msgs_per_s": round(min(rates)),
+                "max_msgs_per_s": round(max(rates)),
+                "step_us": round(b / med * 1e6, 1),
+                "ratio_vs_scalar": round(med / scalar, 3),
+            }
+        )
+    by_b = {row["batch"]: row for row in rows}
+    return {
+        "workload": "small-book stream (bench.stream, target_live=16, passive_ticks=3)",
+        "rule": rule,
+        "steps": steps,
+        "streams": n_streams,
+        "capacity": capacity,
+        "repeats": repeats,
+        "seed": seed,
+        "device": device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "scalar_msgs_per_s": round(scalar),
+        "scalar_min_msgs_per_s": round(min(scalar_runs)),
+        "scalar_max_msgs_per_s": round(max(scalar_runs)),
+        "scalar_rejected": scalar_rejected,
+        "stream_volume": sum(volumes),
+        "batches": rows,
+        "ratio_b4096_msgs": by_b[4096]["ratio_vs_scalar"] if 4096 in by_b else None,
+        "msgs_per_s_b4096": by_b[4096]["msgs_per_s"] if 4096 in by_b else None,
+        "msgs_per_step": 1,  # book commands per book per vector step
+        "ratio_b4096_env": None,  # the vectorised env's figures: added by its bench
+        "env_steps_per_s_b4096": None,
+        "machine": machine_info(),
+    }
+
+
+def render(result: dict, console: Console) -> None:
+    m = result["machine"]
+    console.print(
+        f"[bold]Vector book benchmark[/bold]  {m['platform']} | {m['cpu']} ({m['cpus']} cpus) | "
+        f"torch {result['torch']} on {result['device']}, {result['threads']} threads | commit {m['commit']}"
+    )
+    console.print(
+        f"{result['workload']}: {result['streams']} streams x {result['steps']} msgs, rule {result['rule']}, "
+        f"capacity {result['capacity']} per side; scalar engine {result['scalar_msgs_per_s']:,} msgs/s "
+        f"(min {result['scalar_min_msgs_per_s']:,}, max {result['scalar_max_msgs_per_s']:,})"
+    )
+    table = Table(title=f"aggregate msgs/s, median of {result['repeats']} (same volume as the engine on every run)")
+    for col in ("B", "msgs/s", "min", "max", "µs/step", "vs scalar"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for row in result["batches"]:
+        r = row["ratio_vs_scalar"]
+        style = "green" if r >= 10 else "yellow" if r >= 1 else "red"
+        table.add_row(
+            f"{row['batch']:,}",
+            f"{row['msgs_per_s']:,}",
+            f"{row['min_msgs_per_s']:,}",
+            f"{row['max_msgs_per_s']:,}",
+            f"{row['step_us']:,.0f}",
+            f"[{style}]{r:.2f}x[/{style}]",
+        )
+    console.print(table)
+    if result["ratio_b4096_msgs"] is not None:
+        console.print(f"target at B=4096: >= 10x the scalar engine; measured {result['ratio_b4096_msgs']:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.vector", description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=200, help="messages per stream = steps per run (default 200)")
+    p.add_argument("--streams", type=int, default=64, help="distinct streams (default 64)")
+    p.add_argument("--capacity", type=int, default=32, help="order slots per side (default 32)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per figure (default 3)")
+    p.add_argument("--batches", type=str, default=None, help="comma-separated B values")
+    p.add_argument("--rule", choices=("fifo", "pro_rata"), default="fifo")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
+    p.add_argument("--quick", action="store_true", help="smoke run: 30 steps, B = 1, 64, 256, 1 repeat")
+    p.add_argument("--json", action="store_true", help="end the output with one JSON line")
+    args = p.parse_args(argv)
+    batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
+    steps, repeats, n_streams = args.steps, args.repeats, args.streams
+    if args.quick:
+        steps, repeats, n_streams, batches = 30, 1, 16, batches or (1, 64, 256)
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    result = benchmark(
+        steps, n_streams, args.capacity, repeats, batches, args.rule, args.device, args.threads, console=console
+    )
+    render(result, console)
+    if args.json:
+        sys.stdout.flush()
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Batched torch order books: thousands of independent books stepped at once, with the
+semantics of ``exchange/`` (see ``vector.book`` for the contract, ``docs/vector.md``)."""
+
+from vector.book import (
+    ASK,
+    BID,
+    CANCEL,
+    EMPTY_ASK,
+    MAX_PRICE,
+    DTYPE,
+    NEW,
+    NONE,
+    REJECT_REASON,
+    BookParams,
+    BookState,
+    Commands,
+    Status,
+    StepOut,
+    UnsupportedSpec,
+    init,
+    levels,
+    reset,
+    step,
+)
+from vector.hash import check_invariants, state_hash, state_hashes
+
+__all__ = [
+    "ASK",
+    "BID",
+    "CANCEL",
+    "EMPTY_ASK",
+    "MAX_PRICE",
+    "DTYPE",
+    "NEW",
+    "NONE",
+    "REJECT_REASON",
+    "BookParams",
+    "BookState",
+    "Commands",
+    "Status",
+    "StepOut",
+    "UnsupportedSpec",
+    "check_invariants",
+    "init",
+    "levels",
+    "reset",
+    "state_hash",
+    "state_hashes",
+    "step",
+]

@@ -1,0 +1,625 @@
+"""Batched order books in torch: ``B`` independent books, one command per book per step.
+
+``step(state, params, commands) -> (state, out)`` applies one command to every book of the
+batch at once (``Commands.kind`` NONE leaves a book alone). It is a pure function over
+batch-first tensors: no Python loop over books, no host synchronisation, the same code on
+``cpu`` and ``cuda``. Its semantics are those of ``exchange.engine.MatchingEngine`` for the
+commands it supports; ``tests/test_vector_book.py`` proves that fill for fill and by
+``state_hash`` after every step.
+
+Contract
+--------
+State. Each book has two rows, ``BID`` (0) and ``ASK`` (1), of ``capacity`` order slots.
+A row holds its live orders packed at the front in priority order (best price first, then
+time), empty slots after them (quantity 0, order id 0, owner 0, price 0 on the bid row and
+``EMPTY_ASK`` on the ask row, so an empty slot never compares as a better price). Time
+priority is the slot order itself; no timestamp is stored. ``top[b, row]`` says the row's
+first order is the side's TOP order (the order that rested at a price better than its
+side's best, or on an empty side, until it is filled, cancelled or bettered).
+
+Commands. ``NEW`` enters an order: LIMIT, MARKET, MARKET_PROTECT or MARKET_LIMIT (with the
+instrument's ``protection_ticks``), duration GTC, IOC or FOK, optionally post-only.
+``CANCEL`` cancels a resting order of ``trader``. Validation follows the engine's order,
+each a refusal that changes nothing (``Status``): unsupported type/duration/instruction,
+bad quantity, quantity too large, bad lot, duplicate order id, bad or off-tick price
+(LIMIT), post-only that would cross, market order into an empty side, FOK not fillable;
+for CANCEL unknown order, not the owner. Then, refusals the engine does not have:
+``CAPACITY`` when the order's remainder would rest on a row that is full (nothing
+changes and the book's sticky ``overflow`` flag is set; the order is never truncated),
+and ``INVALID`` for what the engine raises ``InvalidCommand`` for (side not +1/-1, unknown
+kind, type or duration; also a price outside ``1 .. MAX_PRICE``).
+
+Matching. An accepted order trades against the opposite row up to its limit, level by
+level, best first (a MARKET order without limit); what is left rests at its limit (GTC
+LIMIT, MARKET_PROTECT and MARKET_LIMIT) or is cancelled (IOC, FOK, MARKET). Rules, as
+``exchange.rules``: ``fifo`` fills in slot order. ``pro_rata`` fills every level the
+order takes in full in queue order (the CME FIFO exception); on the one level it takes
+only part of: the TOP order first (if the rule uses TOP and the TOP order is there), then
+``floor(qty x remaining / level qty without TOP)`` to each other order, shares below
+``min_alloc`` dropped, then the leftover FIFO. Fills are reported per slot of the opposite
+row as it was before the step, so they come in the engine's order (a level's TOP order is
+its first slot); under pro rata a slot that got nothing has quantity 0 between fills.
+
+Not supported (refused as UNSUPPORTED where a command could ask for it): DAY, stops,
+icebergs, minimum quantity, modify, mass cancel, session end, self-match prevention (a
+vector command has no SMP id; the engine checks none without one), price bands, the
+``split`` rule.
+
+Cost: every step is a fixed sequence of about 60 tensor operations on ``[B, 2, capacity]``
+tensors, whatever the commands: O(B x capacity) work and no data-dependent control flow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from exchange.commands import Cancel, NewOrder
+from exchange.enums import OrderType, RejectReason, TimeInForce
+from exchange.instrument import InstrumentSpec
+from exchange.rules import Fifo, ProRata
+
+BID, ASK = 0, 1
+DTYPE = torch.int64  # every integer tensor of state, commands and outputs
+STATE_DTYPE = DTYPE  # (alias) the state tensors
+EMPTY_ASK = 1 << 62  # price of an empty ask slot; an empty bid slot has price 0
+MAX_PRICE = EMPTY_ASK - 2  # highest price a vector book accepts
+
+NONE, NEW, CANCEL = 0, 1, 2  # Commands.kind
+_LIMIT, _MARKET, _PROTECT, _MKT_LIMIT = (int(t) for t in (OrderType.LIMIT, OrderType.MARKET, OrderType.MARKET_PROTECT, OrderType.MARKET_LIMIT))
+_GTC, _DAY, _IOC, _FOK = (int(t) for t in TimeInForce)
+_SUPPORTED_TYPES = (_LIMIT, _MARKET, _PROTECT, _MKT_LIMIT)
+_SUPPORTED_TIFS = (_GTC, _IOC, _FOK)
+
+
+class Status(IntEnum):
+    """What became of a book's command in a step (``StepOut.status``)."""
+
+    NONE = 0  # no command for this book
+    ACCEPTED = 1  # new order accepted (it may have traded, rested, or had its rest cancelled)
+    CANCELLED = 2  # the resting order was cancelled
+    # refusals the engine also makes (its RejectReason in REJECT_REASON)
+    UNSUPPORTED = 10
+    BAD_QUANTITY = 11
+    QUANTITY_TOO_LARGE = 12
+    BAD_LOT = 13
+    DUPLICATE_ORDER_ID = 14
+    BAD_PRICE = 15
+    OFF_TICK = 16
+    POST_ONLY_WOULD_CROSS = 17
+    NO_LIQUIDITY = 18
+    FOK_NOT_FILLABLE = 19
+    UNKNOWN_ORDER = 20
+    NOT_OWNER = 21
+    # refusals of the vector book only
+    CAPACITY = 30  # the remainder would rest on a full row: nothing changed, overflow flag set
+    INVALID = 31  # misuse the engine raises InvalidCommand for
+
+
+REJECT_REASON: dict[Status, RejectReason] = {
+    s: RejectReason[s.name] for s in Status if 10 <= s < 30
+}
+
+# Refusal checks in the engine's order (first match wins); see ``step``.
+_CHECKS = (
+    Status.INVALID,
+    Status.UNSUPPORTED,
+    Status.BAD_QUANTITY,
+    Status.QUANTITY_TOO_LARGE,
+    Status.BAD_LOT,
+    Status.DUPLICATE_ORDER_ID,
+    Status.BAD_PRICE,
+    Status.OFF_TICK,
+    Status.POST_ONLY_WOULD_CROSS,
+    Status.NO_LIQUIDITY,
+    Status.FOK_NOT_FILLABLE,
+    Status.CAPACITY,
+    Status.UNKNOWN_ORDER,
+    Status.NOT_OWNER,
+)
+
+
+class UnsupportedSpec(ValueError):
+    """The instrument asks for something the vector book does not model."""
+
+
+@dataclass(frozen=True)
+class BookParams:
+    """Static configuration shared by every book of a batch (build it with ``from_spec``).
+
+    ``capacity``: order slots per side of each book. ``rule``: ``"fifo"`` or
+    ``"pro_rata"``; ``top`` and ``min_alloc`` as ``exchange.rules.ProRata``. ``tick``,
+    ``lot``, ``max_qty``, ``protection_ticks``, ``market_as_protected`` as
+    ``InstrumentSpec``. ``order_types`` and ``tifs``: the codes accepted (a subset of
+    LIMIT, MARKET, MARKET_PROTECT, MARKET_LIMIT and GTC, IOC, FOK); ``post_only``: whether
+    post-only is accepted.
+    """
+
+    capacity: int
+    rule: str = "fifo"
+    top: bool = False
+    min_alloc: int = 1
+    tick: int = 1
+    lot: int = 1
+    max_qty: int = 1_000_000
+    protection_ticks: int = 10
+    market_as_protected: bool = False
+    order_types: frozenset[int] = frozenset({_LIMIT, _MARKET})
+    tifs: frozenset[int] = frozenset(_SUPPORTED_TIFS)
+    post_only: bool = True
+
+    def __post_init__(self) -> None:
+        if self.capacity * self.max_qty >= 1 << 62:
+            raise ValueError("capacity x max_qty must stay below 2**62 (quantity sums)")
+        if self.rule not in ("fifo", "pro_rata"):
+            raise UnsupportedSpec(f"rule must be 'fifo' or 'pro_rata', got {self.rule!r}")
+        for name in ("capacity", "tick", "lot", "max_qty", "protection_ticks"):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"BookParams.{name} must be a positive int, got {value!r}")
+        if not set(self.order_types) <= set(_SUPPORTED_TYPES) or not set(self.tifs) <= set(_SUPPORTED_TIFS):
+            raise UnsupportedSpec(f"order types {sorted(self.order_types)} / tifs {sorted(self.tifs)} not supported")
+
+    @classmethod
+    def from_spec(cls, spec: InstrumentSpec, capacity: int) -> BookParams:
+        """The vector book of ``spec``; ``UnsupportedSpec`` if its rule or price band is not
+        modelled. Order types and durations the vector book lacks (stops, DAY) are left
+        out: the vector book refuses them as UNSUPPORTED where the engine would accept."""
+        rule = spec.rule
+        if type(rule) is Fifo:
+            name, top, min_alloc = "fifo", False, 1
+        elif type(rule) is ProRata:
+            name, top, min_alloc = "pro_rata", rule.top, rule.min_alloc
+        else:
+            raise UnsupportedSpec(f"rule {rule!r} is not modelled by the vector book")
+        if spec.price_band is not None:
+            raise UnsupportedSpec("price bands are not modelled by the vector book")
+        return cls(
+            capacity=capacity,
+            rule=name,
+            top=top,
+            min_alloc=min_alloc,
+            tick=spec.tick,
+            lot=spec.lot,
+            max_qty=spec.max_qty,
+            protection_ticks=spec.protection_ticks,
+            market_as_protected=spec.market_as_protected,
+            order_types=frozenset(int(t) for t in spec.order_types) & frozenset(_SUPPORTED_TYPES),
+            tifs=frozenset(int(t) for t in spec.tifs) & frozenset(_SUPPORTED_TIFS),
+            post_only=spec.post_only,
+        )
+
+
+@dataclass(frozen=True)
+class BookState:
+    """Batch-first state of ``B`` books (see the module docstring for the layout).
+
+    ``price``, ``qty``, ``order_id``, ``owner``: ``[B, 2, capacity]`` int64, row BID then
+    ASK, live orders first in priority order. ``top``: ``[B, 2]`` bool, the row's first order
+    is its side's TOP order. ``last_price``: ``[B]`` price of the last trade (0: none yet).
+    ``overflow``: ``[B]`` bool, set (and kept) when a command was refused for CAPACITY.
+    """
+
+    price: Tensor
+    qty: Tensor
+    order_id: Tensor
+    owner: Tensor
+    top: Tensor
+    last_price: Tensor
+    overflow: Tensor
+
+    @property
+    def batch(self) -> int:
+        return self.qty.shape[0]
+
+    @property
+    def capacity(self) -> int:
+        return self.qty.shape[2]
+
+    @property
+    def device(self) -> torch.device:
+        return self.qty.device
+
+    def to(self, device: torch.device | str) -> BookState:
+        return BookState(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class Commands:
+    """One command per book: ``[B]`` tensors (``[T, B]`` for a sequence; ``cmds[t]`` is step t).
+
+    ``kind``: NONE, NEW or CANCEL. ``order_id``, ``trader``: as the engine's commands (a
+    CANCEL uses only these two). ``side``: +1 buy, -1 sell. ``qty``. ``price``: the limit
+    (read for LIMIT only). ``type``: an ``OrderType`` code. ``tif``: a ``TimeInForce`` code.
+    ``post_only``: bool.
+    """
+
+    kind: Tensor
+    order_id: Tensor
+    trader: Tensor
+    side: Tensor
+    qty: Tensor
+    price: Tensor
+    type: Tensor
+    tif: Tensor
+    post_only: Tensor
+
+    def __getitem__(self, index: object) -> Commands:
+        return Commands(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    def to(self, device: torch.device | str) -> Commands:
+        return Commands(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    @classmethod
+    def from_records(cls, records: Sequence[NewOrder | Cancel | None], device: torch.device | str = "cpu") -> Commands:
+        """Commands from the engine's records, one per book (None: no command).
+
+        Raises ValueError for a NewOrder using what a vector command cannot say (stop price,
+        display or minimum quantity, SMP id or mode, per-order protection)."""
+        cols: list[list[int]] = [[] for _ in fields(cls)]
+        for c in records:
+            if c is None:
+                row = (NONE, 0, 0, 1, 0, 0, _LIMIT, _GTC, 0)
+            elif type(c) is Cancel:
+                row = (CANCEL, c.order_id, c.trader, 1, 0, 0, _LIMIT, _GTC, 0)
+            elif type(c) is NewOrder:
+                extra = (c.stop_price, c.display_qty, c.min_qty, c.smp_id, c.smp_mode, c.protection)
+                if any(v is not None for v in extra):
+                    raise ValueError(f"a vector command cannot express {c!r}")
+                price = 0 if c.price is None else c.price
+                row = (NEW, c.order_id, c.trader, c.side, c.qty, price, int(c.type), int(c.tif), int(c.post_only))
+            else:
+                raise ValueError(f"not a NewOrder, Cancel or None: {c!r}")
+            for col, v in zip(cols, row):
+                col.append(v)
+        t = torch.tensor(cols, dtype=DTYPE, device=device)
+        return cls(*t[:8], t[8].bool())
+
+    @classmethod
+    def new(
+        cls,
+        order_id: Tensor,
+        trader: Tensor,
+        side: Tensor,
+        qty: Tensor,
+        price: Tensor | None = None,
+        type: int | Tensor = _LIMIT,
+        tif: int | Tensor = _GTC,
+        post_only: bool | Tensor = False,
+    ) -> Commands:
+        """NEW commands for every book from ``[B]`` tensors (scalars broadcast)."""
+        like = torch.as_tensor(order_id, dtype=DTYPE)
+        full = lambda v, dt=DTYPE: torch.as_tensor(v, dtype=dt, device=like.device).expand(like.shape).clone()  # noqa: E731
+        return cls(
+            full(NEW), like, full(trader), full(side), full(qty), full(0 if price is None else price),
+            full(type), full(tif), full(post_only, torch.bool),
+        )
+
+    @classmethod
+    def cancel(cls, order_id: Tensor, trader: Tensor) -> Commands:
+        """CANCEL commands for every book."""
+        like = torch.as_tensor(order_id, dtype=DTYPE)
+        full = lambda v, dt=DTYPE: torch.as_tensor(v, dtype=dt, device=like.device).expand(like.shape).clone()  # noqa: E731
+        return cls(full(CANCEL), like, full(trader), full(1), full(0), full(0), full(_LIMIT), full(_GTC), full(False, torch.bool))
+
+
+@dataclass(frozen=True)
+class StepOut:
+    """What one step did, per book.
+
+    ``status``: ``[B]`` a ``Status`` code. ``fill``: ``[B, 2, capacity]`` lots each resting
+    order traded, laid out like the state *before* the step, whose ``price``, ``order_id``
+    and ``owner`` tensors ``maker_price``, ``maker_id`` and ``maker_owner`` are (no copy).
+    Only the opposite row of the taker has fills, and reading it in slot order gives the
+    engine's fill order (under pro rata an order that got nothing reads 0 between fills).
+    The taker is the command's ``order_id``/``trader``. ``filled``: ``[B]`` lots the order
+    traded. ``rested``: lots that rest on the book. ``cancelled``: lots of the command's
+    order cancelled (an IOC/FOK/MARKET remainder, or the open quantity a CANCEL removed),
+    as the engine's ``Cancelled`` event. ``fill_qty``, ``fill_price``, ``fill_maker_id`` and
+    ``fill_maker_owner`` give the opposite row alone as ``[B, capacity]`` (a gather each).
+    """
+
+    status: Tensor
+    fill: Tensor
+    maker_price: Tensor
+    maker_id: Tensor
+    maker_owner: Tensor
+    filled: Tensor
+    rested: Tensor
+    cancelled: Tensor
+    taker_row: Tensor  # [B] the row the command traded against (ASK for a buy)
+
+    def _pick(self, t: Tensor) -> Tensor:
+        B, _, N = t.shape
+        return t.gather(1, self.taker_row.view(B, 1, 1).expand(B, 1, N)).squeeze(1)
+
+    @property
+    def fill_qty(self) -> Tensor:
+        """``[B, capacity]`` fills on the taker's opposite row (computed on access)."""
+        return self._pick(self.fill)
+
+    @property
+    def fill_price(self) -> Tensor:
+        return self._pick(self.maker_price)
+
+    @property
+    def fill_maker_id(self) -> Tensor:
+        return self._pick(self.maker_id)
+
+    @property
+    def fill_maker_owner(self) -> Tensor:
+        return self._pick(self.maker_owner)
+
+    def fills(self, b: int) -> list[tuple[int, int, int, int]]:
+        """Book ``b``'s fills as ``(maker_id, maker_owner, price, qty)`` in order (host sync)."""
+        cols = [t[b].flatten().tolist() for t in (self.maker_id, self.maker_owner, self.maker_price, self.fill)]
+        return [(i, o, p, q) for i, o, p, q in zip(*cols) if q]
+
+
+# ---- construction --------------------------------------------------------------------------
+def init(params: BookParams, batch: int, device: torch.device | str = "cpu") -> BookState:
+    """``batch`` empty books."""
+    shape = (batch, 2, params.capacity)
+    zeros = lambda: torch.zeros(shape, dtype=DTYPE, device=device)  # noqa: E731
+    price = zeros()
+    price[:, ASK] = EMPTY_ASK
+    return BookState(
+        price=price,
+        qty=zeros(),
+        order_id=zeros(),
+        owner=zeros(),
+        top=torch.zeros((batch, 2), dtype=torch.bool, device=device),
+        last_price=torch.zeros(batch, dtype=DTYPE, device=device),
+        overflow=torch.zeros(batch, dtype=torch.bool, device=device),
+    )
+
+
+def reset(state: BookState, params: BookParams, mask: Tensor) -> BookState:
+    """Books where ``mask`` ([B] bool) is true emptied, the others unchanged (masked select)."""
+    empty = init(params, state.batch, state.device)
+    return BookState(
+        *(
+            torch.where(mask.view((-1,) + (1,) * (getattr(state, f.name).dim() - 1)), getattr(empty, f.name), getattr(state, f.name))
+            for f in fields(state)
+        )
+    )
+
+
+_CONSTS: dict[tuple, tuple[Tensor, ...]] = {}
+
+
+def _consts(device: torch.device, n: int, params: BookParams) -> tuple[Tensor, ...]:
+    """Per-device constant tensors (made once, so a step allocates none of them)."""
+    key = (device, n, params)
+    c = _CONSTS.get(key)
+    if c is None:
+        types = torch.zeros(8, dtype=torch.bool)
+        for t in params.order_types:
+            types[t] = True
+        tifs = torch.zeros(8, dtype=torch.bool)
+        for t in params.tifs:
+            tifs[t] = True
+        c = (
+            torch.tensor([True, False]).view(1, 2, 1),  # row is BID
+            torch.tensor([0, EMPTY_ASK], dtype=DTYPE).view(1, 2, 1),  # empty price per row
+            torch.arange(n, dtype=DTYPE).view(1, 1, n),  # slot index
+            torch.arange(2 * n, dtype=DTYPE).view(1, 2 * n),  # slot index in a book's two rows
+            torch.tensor([0, 1], dtype=DTYPE).view(1, 2),  # row index
+            types,
+            tifs,
+            torch.tensor([int(s) for s in _CHECKS] + [0], dtype=DTYPE),  # status per check
+        )
+        c = tuple(t.to(device) for t in c)
+        _CONSTS[key] = c
+    return c
+
+
+# ---- the transition -------------------------------------------------------------------------
+def step(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState, StepOut]:
+    """Apply ``cmd`` (one command per book) to every book; return the new state and what happened."""
+    price, qty, oid, owner = state.price, state.qty, state.order_id, state.owner
+    B, _, N = qty.shape
+    is_bid, empty_price, slot, flat_slot, rows, type_ok, tif_ok, check_status = _consts(qty.device, N, params)
+
+    kind, side, typ, tif, q = cmd.kind, cmd.side, cmd.type, cmd.tif, cmd.qty
+    new, cancel = kind == NEW, kind == CANCEL
+    buy = side == 1
+    opp_row = buy.long()  # a buy trades against the ASK row, a sell against the BID row
+    opp = rows == opp_row[:, None]  # [B, 2]
+    own = ~opp
+    opp3, own3 = opp.unsqueeze(2), own.unsqueeze(2)
+    alive = qty > 0
+    first = qty[:, :, 0] > 0  # [B, 2] row not empty
+    opp_best = price[:, :, 0].gather(1, opp_row[:, None]).squeeze(1).long()
+    opp_empty = ~first.gather(1, opp_row[:, None]).squeeze(1)
+    own_full = (qty[:, :, N - 1] > 0).gather(1, 1 - opp_row[:, None]).squeeze(1)
+
+    # working limit: LIMIT its price, MARKET none, MARKET_PROTECT best +/- protection, MARKET_LIMIT best
+    if params.market_as_protected:
+        typ = torch.where(typ == _MARKET, _PROTECT, typ)
+    is_limit, is_market = typ == _LIMIT, typ == _MARKET
+    protect = opp_best + side * (params.protection_ticks * params.tick)
+    protect = torch.where(protect > 0, protect, params.tick)
+    limit = torch.where(typ == _PROTECT, protect, opp_best)
+    limit = torch.where(is_market, torch.where(buy, MAX_PRICE + 1, 1), limit)
+    # (clamped so that an empty slot never reaches it, whatever a refused command says)
+    limit = torch.where(is_limit, cmd.price, limit).clamp_(1, MAX_PRICE + 1)
+    rests = (tif == _GTC) & ~is_market
+
+    # "at least as good as the limit" on each row's own scale: on the opposite row the orders
+    # the limit reaches, on the own row the orders ahead of a new order resting at the limit
+    lim3 = limit.view(B, 1, 1)
+    ge = torch.where(is_bid, price >= lim3, price <= lim3)
+    cross = ge & opp3
+    cq = qty * cross
+    incl = cq.cumsum(2)
+    fillable = incl[:, :, N - 1].sum(1)
+    hit = (oid == cmd.order_id.view(B, 1, 1)) & alive  # the order this id names
+    hit_flat = hit.view(B, 2 * N)
+    found = hit_flat.any(1)
+    hit_at = (hit_flat * flat_slot).sum(1, keepdim=True)  # ids are unique in a book: one hit at most
+    hit_owner = owner.view(B, 2 * N).gather(1, hit_at).squeeze(1)
+    hit_qty = qty.view(B, 2 * N).gather(1, hit_at).squeeze(1)
+    owned = found & (hit_owner == cmd.trader)
+
+    # refusals, in the order of _CHECKS (the engine's validation order)
+    bad_enum = (typ < 0) | (typ > 5) | (tif < 0) | (tif > 3) | ((side != 1) & (side != -1))
+    bad_range = is_limit & (cmd.price > MAX_PRICE)
+    typ_c, tif_c = typ.clamp(0, 7), tif.clamp(0, 7)
+    unsupported = ~type_ok[typ_c] | ~tif_ok[tif_c]
+    unsupported |= cmd.post_only & ((not params.post_only) | (tif != _GTC) | ~is_limit)
+    checks = torch.stack(
+        [
+            ((kind < 0) | (kind > 2)) | ((new | cancel) & bad_range) | (new & bad_enum),
+            new & unsupported,
+            new & (q <= 0),
+            new & (q > params.max_qty),
+            new & (q % params.lot != 0),
+            new & found,
+            new & is_limit & (cmd.price <= 0),
+            new & is_limit & (cmd.price % params.tick != 0),
+            new & is_limit & cmd.post_only & (fillable > 0),
+            new & ~is_limit & opp_empty,
+            new & (tif == _FOK) & (fillable < q),
+            new & rests & (q > fillable) & own_full,
+            cancel & ~found,
+            cancel & ~owned,
+            torch.ones_like(new),  # sentinel: no refusal
+        ],
+        1,
+    )
+    failed = checks.to(torch.uint8).argmax(1)
+    refused = failed < len(_CHECKS)
+    ok = torch.where(new, Status.ACCEPTED, torch.where(cancel, Status.CANCELLED, Status.NONE))
+    status = torch.where(refused, check_status[failed], ok)
+    accepted = new & ~refused
+    aggr = torch.where(accepted, q, 0)
+    a3 = aggr.view(B, 1, 1)
+
+    # allocation on the opposite row
+    before = incl - cq
+    if params.rule == "fifo":
+        fill = (torch.minimum(incl, a3) - before).clamp_(min=0)
+    else:
+        fill = pro_rata_fill(price, cq, incl, before, cross, a3, state.top & opp, slot, params.top, params.min_alloc)
+    filled = torch.minimum(aggr, fillable)
+    rem = aggr - filled
+    rest = accepted & rests & (rem > 0)
+    reached = (cross & (before < a3)).sum(2).gather(1, opp_row[:, None])  # [B, 1] slots traded into
+
+    # Rebuild every row with one gather per field. The orders a step removes are a prefix of
+    # the opposite row (the filled ones: see pro_rata_fill) or the one cancelled order, and
+    # at most one order is inserted on the own row, so each destination slot reads the slot
+    # ``slot + filled out + cancelled before it - inserted before it``; past the live orders
+    # it reads an empty slot.
+    gone = ((fill == cq) & cross).sum(2, keepdim=True)  # [B, 2, 1] filled orders (a prefix)
+    kill = hit & (cancel & owned).view(B, 1, 1)
+    pos = (ge & own3).sum((1, 2)).view(B, 1, 1)  # own orders ahead of the new one
+    ins = rest.view(B, 1, 1) & own3
+    src = slot + gone + kill.cumsum(2) - (ins & (slot > pos)).long()
+    empty = src >= N
+    src = src.clamp_(max=N - 1)
+    at_new = ins & (slot == pos)
+
+    def rebuild(f: Tensor, empty_value: Tensor | int, new_value: Tensor) -> Tensor:
+        g = torch.where(empty, empty_value, f.gather(2, src))
+        return torch.where(at_new, new_value.view(B, 1, 1), g)
+
+    price2 = rebuild(price, empty_price, limit)
+    qty2 = rebuild(qty - fill, 0, rem)
+    oid2 = rebuild(oid, 0, cmd.order_id)
+    owner2 = rebuild(owner, 0, cmd.trader)
+
+    # TOP: lost when the row's first order goes; a rest ahead of the whole row is the new TOP
+    gone0 = (gone.squeeze(2) > 0) | kill[:, :, 0]
+    top = (state.top & ~gone0) | ((rest & (pos.view(B) == 0)).view(B, 1) & own)
+
+    row_price = price.gather(1, opp_row.view(B, 1, 1).expand(B, 1, N)).squeeze(1)
+    deepest = row_price.gather(1, (reached - 1).clamp_(min=0)).squeeze(1)
+    last_price = torch.where(filled > 0, deepest, state.last_price)
+    cancelled = torch.where(accepted & ~rests, rem, 0) + torch.where(kill.view(B, 2 * N).any(1), hit_qty, 0)
+
+    out = StepOut(
+        status=status,
+        fill=fill,
+        maker_price=price,
+        maker_id=oid,
+        maker_owner=owner,
+        filled=filled,
+        rested=torch.where(rest, rem, 0),
+        cancelled=cancelled,
+        taker_row=opp_row,
+    )
+    new_state = BookState(
+        price=price2,
+        qty=qty2,
+        order_id=oid2,
+        owner=owner2,
+        top=top,
+        last_price=last_price,
+        overflow=state.overflow | (status == Status.CAPACITY),
+    )
+    return new_state, out
+
+
+def pro_rata_fill(
+    price: Tensor, cq: Tensor, incl: Tensor, before: Tensor, cross: Tensor, a3: Tensor, top: Tensor, slot: Tensor,
+    use_top: bool, min_alloc: int,
+) -> Tensor:
+    """CME pro rata (``exchange.rules.pro_rata_allocate``) over the reachable orders ``cq``.
+
+    Levels the aggressor takes in full fill FIFO (the CME FIFO exception). On the one level
+    it takes in part (price ``P``, ``r`` lots arriving): the TOP order first (``top[b, row]``:
+    the row's first order is TOP, so it is TOP here only on the best level), then to each
+    other order ``floor(qty x r' / total')`` (``r'``, ``total'`` without TOP) if at least
+    ``min_alloc``, then the leftover FIFO. A share is always below the order's size, so the
+    orders this fills completely are a prefix of the row: the whole levels, then TOP, then
+    the orders the leftover completes in queue order.
+    """
+    B, R, N = cq.shape
+    k = ((incl <= a3) & cross).sum(2, keepdim=True)  # first slot not taken whole (FIFO count)
+    p_level = torch.where(k < N, price.gather(2, k.clamp(max=N - 1)), -1)  # the level taken in part, if any
+    in_p = cross & (price == p_level)
+    level_before = torch.where(in_p, before, torch.iinfo(cq.dtype).max).amin(2, keepdim=True)
+    whole = cross & (before < level_before)  # levels before P: taken whole, FIFO
+    r = (a3 - level_before).clamp(min=0)  # lots arriving at P (0: none, or no such level)
+    total = (cq * in_p).sum(2, keepdim=True)
+    t = torch.zeros_like(r)
+    if use_top:
+        top_here = top.unsqueeze(2) & (level_before == 0) & in_p[:, :, :1]
+        t = torch.where(top_here, cq[:, :, :1], 0)
+    top_fill = torch.minimum(t, r)
+    r2 = r - top_fill
+    others = in_p if not use_top else in_p & ~((slot == 0) & top_here)
+    share = cq * r2 // (total - t).clamp(min=1)
+    share = torch.where(others & (share >= max(min_alloc, 1)), share, 0)
+    left = r2 - share.sum(2, keepdim=True)
+    room = torch.where(others, cq - share, 0)
+    extra = torch.minimum((left - (room.cumsum(2) - room)).clamp_(min=0), room)
+    fill = torch.where(whole, cq, 0) + share + extra
+    if use_top:
+        fill[:, :, :1] += top_fill
+    return fill
+
+
+# ---- views -------------------------------------------------------------------------------------
+def levels(state: BookState, depth: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Top ``depth`` levels of each side: ``(price, qty, count)``, each ``[B, 2, depth]``,
+    best first (row BID then ASK); a missing level has price, qty and count 0."""
+    price, qty = state.price, state.qty
+    B, R, N = qty.shape
+    alive = qty > 0
+    start = alive.clone()
+    start[:, :, 1:] &= price[:, :, 1:] != price[:, :, :-1]
+    level = start.cumsum(2) - 1
+    idx = torch.where(alive, level.clamp(max=depth), depth)
+    lq = torch.zeros((B, R, depth + 1), dtype=DTYPE, device=qty.device).scatter_add_(2, idx, qty)
+    lc = torch.zeros_like(lq).scatter_add_(2, idx, alive.to(DTYPE))
+    lp = torch.zeros_like(lq).scatter_(2, torch.where(start, idx, depth), price)
+    return lp[:, :, :depth], lq[:, :, :depth], lc[:, :, :depth]
+
+
