@@ -53,6 +53,10 @@ class InstrumentSpec:
                 raise ValueError(f"InstrumentSpec.{name} must be a positive int, got {value!r}")
         if self.price_band is not None and (type(self.price_band) is not int or self.price_band <= 0):
             raise ValueError(f"InstrumentSpec.price_band must be a positive int or None, got {self.price_band!r}")
+        if self.rule.name != "fifo" and self.lot != 1:
+            # pro-rata shares are rounded down in units; with lots of several units they would
+            # leave off-lot remainders (CME contracts trade in single lots anyway)
+            raise ValueError(f"a {self.rule.name} instrument needs lot=1, got lot={self.lot}")
 
     def to_price(self, units: int) -> Decimal:
         """Decimal price of ``units`` integer price units (for display and reports)."""

@@ -258,3 +258,14 @@ def test_submit_many_stops_at_misuse_keeping_what_came_before():
         sell  105    10     2      2
     """)
 
+
+
+def test_pro_rata_instruments_trade_single_lots() -> None:
+    from exchange.instrument import InstrumentSpec
+    from exchange.rules import Split
+
+    # pro-rata shares are rounded down in units: lots of 2 would leave off-lot remainders
+    with pytest.raises(ValueError, match="needs lot=1"):
+        cme(lot=2)
+    with pytest.raises(ValueError, match="needs lot=1"):
+        InstrumentSpec("K", rule=Split(), lot=5)

@@ -59,13 +59,13 @@ LIMIT, MARKET, PROTECT, MKT_LIMIT = OrderType.LIMIT, OrderType.MARKET, OrderType
 GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 
 SPECS = {
-    # price-time FIFO, tick 5 (off-tick prices exist), post-only, plain market orders
-    "fifo": lambda: nyse(tick=5, max_qty=400),
+    # price-time FIFO, tick 5 (off-tick prices exist), lot 2 (off-lot sizes exist), post-only, plain market orders
+    "fifo": lambda: nyse(tick=5, lot=2, max_qty=400),
     # CME algorithm A: TOP, min allocation 2; market entered as market with protection
     "pro_rata": lambda: cme(tick=5, max_qty=400, protection_ticks=3),
-    # CME algorithm C (no TOP), min allocation 1, lot 2, plain market, post-only allowed
+    # CME algorithm C (no TOP), min allocation 1, plain market, post-only allowed
     "pro_rata_c": lambda: cme(
-        rule=ProRata(top=False, min_alloc=1), tick=5, lot=2, max_qty=400, market_as_protected=False, post_only=True
+        rule=ProRata(top=False, min_alloc=1), tick=5, max_qty=400, market_as_protected=False, post_only=True
     ),
     # pro rata with a large minimum allocation, so shares drop out and leftovers go FIFO
     "pro_rata_min": lambda: InstrumentSpec("PR", rule=ProRata(top=True, min_alloc=4), tick=1, max_qty=400),
