@@ -44,11 +44,12 @@ from typing import NamedTuple, Protocol
 from exchange.book import OrderBook
 from exchange.commands import Cancel, Modify, NewOrder
 from exchange.enums import OrderType, RejectReason, TimeInForce
-from exchange.events import Accepted, BookUpdate, Cancelled, Expired, Fill, Modified, Rejected
+from exchange.events import Accepted, BookUpdate, Cancelled, Expired, Fill, Liquidation, Modified, Rejected
 from exchange.instrument import InstrumentSpec
 from exchange.sim import Agent, Context, Latency
 
-GTC, IOC = TimeInForce.GTC, TimeInForce.IOC
+GTC, IOC, DAY = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.DAY
+_LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
 
 
 # ---- intents ---------------------------------------------------------------------------------
@@ -131,31 +132,36 @@ class BookView:
 
     def apply(self, ev: object, now: int = 0) -> None:
         """Update from one event (``BookUpdate`` and ``Fill``; others are ignored)."""
-        t = type(ev)
-        if t is BookUpdate:
-            price, qty = ev.price, ev.qty  # type: ignore[attr-defined]
-            if ev.side == 1:  # type: ignore[attr-defined]
-                if qty:
-                    self.bids[price] = qty
-                    if self.best_bid is None or price > self.best_bid:
-                        self.best_bid = price
+        self.apply_all((ev,), now)
+
+    def apply_all(self, events: Iterable[object], now: int = 0) -> None:
+        """Update from a batch of events, in order (``apply`` for each, in one call)."""
+        for ev in events:
+            t = type(ev)
+            if t is BookUpdate:
+                price, qty = ev.price, ev.qty  # type: ignore[attr-defined]
+                if ev.side == 1:  # type: ignore[attr-defined]
+                    if qty:
+                        self.bids[price] = qty
+                        if self.best_bid is None or price > self.best_bid:
+                            self.best_bid = price
+                    else:
+                        self.bids.pop(price, None)
+                        if price == self.best_bid:
+                            self.best_bid = max(self.bids) if self.bids else None
                 else:
-                    self.bids.pop(price, None)
-                    if price == self.best_bid:
-                        self.best_bid = max(self.bids) if self.bids else None
-            else:
-                if qty:
-                    self.asks[price] = qty
-                    if self.best_ask is None or price < self.best_ask:
-                        self.best_ask = price
-                else:
-                    self.asks.pop(price, None)
-                    if price == self.best_ask:
-                        self.best_ask = min(self.asks) if self.asks else None
-        elif t is Fill:
-            self.last_price = ev.price  # type: ignore[attr-defined]
-            self.last_trade_time = now
-            self.volume += ev.qty  # type: ignore[attr-defined]
+                    if qty:
+                        self.asks[price] = qty
+                        if self.best_ask is None or price < self.best_ask:
+                            self.best_ask = price
+                    else:
+                        self.asks.pop(price, None)
+                        if price == self.best_ask:
+                            self.best_ask = min(self.asks) if self.asks else None
+            elif t is Fill:
+                self.last_price = ev.price  # type: ignore[attr-defined]
+                self.last_trade_time = now
+                self.volume += ev.qty  # type: ignore[attr-defined]
 
     def best(self, side: int) -> int | None:
         """Best price of ``side`` (1: bids, -1: asks)."""
@@ -173,13 +179,14 @@ class BookView:
     def others_best(self, side: int, orders: OrderTracker) -> int | None:
         """Best price of ``side`` counting only other traders' quantity (own orders removed)."""
         levels = self.bids if side == 1 else self.asks
-        best = self.best(side)
+        best = self.best_bid if side == 1 else self.best_ask
         if best is None or levels[best] > orders.resting_qty(side, best):
             return best
-        for price in sorted(levels, reverse=side == 1):
-            if levels[price] > orders.resting_qty(side, price):
-                return price
-        return None
+        own = orders.resting_levels(side)
+        rest = [price for price, qty in levels.items() if qty > own.get(price, 0)]
+        if not rest:
+            return None
+        return max(rest) if side == 1 else min(rest)
 
     def reference(self, orders: OrderTracker | None = None, fallback: float | None = None) -> float | None:
         """A fair price: the mid (of other traders' orders when ``orders`` is given), else the
@@ -188,6 +195,11 @@ class BookView:
             bid, ask = self.best_bid, self.best_ask
         else:
             bid, ask = self.others_best(1, orders), self.others_best(-1, orders)
+        return self.fair_price(bid, ask, fallback)
+
+    def fair_price(self, bid: int | None, ask: int | None, fallback: float | None = None) -> float | None:
+        """``reference`` from given best prices: their mid, else the last trade, else the one
+        that is there, else ``fallback``."""
         if bid is not None and ask is not None:
             return (bid + ask) / 2
         if self.last_price is not None:
@@ -270,6 +282,8 @@ class OrderTracker:
             return mine
         if t is BookUpdate or ev.trader != me:  # type: ignore[attr-defined]
             return False
+        if t is Liquidation:
+            return True  # it names no order; the venue's cancels and fills that follow do
         o = self.orders.get(ev.order_id)  # type: ignore[attr-defined]
         if t is Accepted:
             if o is not None:
@@ -292,6 +306,23 @@ class OrderTracker:
                 else:
                     o.cancelling = False  # a refused cancel
         return True
+
+    def apply_all(self, events: Iterable[object]) -> bool:
+        """``apply`` each event in order; True if any concerned this trader."""
+        me, apply = self.trader, self.apply
+        mine = False
+        for ev in events:
+            t = type(ev)
+            if t is BookUpdate:
+                continue
+            if t is Fill:
+                if ev.taker_trader == me or ev.maker_trader == me:  # type: ignore[attr-defined]
+                    apply(ev)
+                    mine = True
+            elif ev.trader == me:  # type: ignore[attr-defined]
+                apply(ev)
+                mine = True
+        return mine
 
     def _filled(self, order_id: int, side: int, qty: int) -> None:
         self.position += side * qty
@@ -319,7 +350,19 @@ class OrderTracker:
 
     def resting_qty(self, side: int, price: int) -> int:
         """Acknowledged open lots resting at ``price`` on ``side`` (own share of that level)."""
-        return sum(o.qty for o in self.orders.values() if o.acked and o.side == side and o.price == price)
+        total = 0
+        for o in self.orders.values():
+            if o.acked and o.side == side and o.price == price:
+                total += o.qty
+        return total
+
+    def resting_levels(self, side: int) -> dict[int, int]:
+        """``resting_qty`` of every price on ``side`` where the trader rests: price -> lots."""
+        out: dict[int, int] = {}
+        for o in self.orders.values():
+            if o.acked and o.side == side:
+                out[o.price] = out.get(o.price, 0) + o.qty  # type: ignore[index]
+        return out
 
     @property
     def busy(self) -> bool:
@@ -347,6 +390,7 @@ class ScriptedAgent(Agent):
         self.spec: InstrumentSpec | None = None
         self.tick = 1
         self.lot = 1
+        self._observes = type(self).observe is not ScriptedAgent.observe  # skip the no-op hook
 
     # ---- sim callbacks -----------------------------------------------------------------------
     def on_start(self, ctx: Context) -> None:
@@ -359,13 +403,10 @@ class ScriptedAgent(Agent):
     def on_events(self, ctx: Context, symbol: str, events: list) -> None:
         if symbol != self.symbol:
             return
-        book, orders, now = self.book, self.orders, ctx.now
-        mine = False
-        for ev in events:
-            book.apply(ev, now)
-            if orders.apply(ev):
-                mine = True
-        self.observe(ctx, events, mine)
+        self.book.apply_all(events, ctx.now)  # the view and the tracker are independent:
+        mine = self.orders.apply_all(events)  # each takes the whole batch in one call
+        if self._observes:
+            self.observe(ctx, events, mine)
 
     # ---- hooks -------------------------------------------------------------------------------
     def start(self, ctx: Context) -> None:
@@ -380,26 +421,20 @@ class ScriptedAgent(Agent):
         settled (unacknowledged, or a modify/cancel awaiting its answer) are skipped."""
         spec = self.spec
         assert spec is not None, "send() before on_start()"
-        orders, trader, symbol = self.orders, self.trader, self.symbol
+        orders, trader, symbol, submit = self.orders, self.trader, self.symbol, ctx.submit
         for it in intents:
             t = type(it)
             if t is PlaceOrder:
-                if it.qty <= 0:
+                side, qty, price, tif, post_only, tag = it
+                if qty <= 0:
                     continue
                 oid = ctx.next_order_id()
-                market = it.price is None
-                cmd: object = NewOrder(
-                    order_id=oid,
-                    trader=trader,
-                    side=it.side,
-                    qty=it.qty,
-                    price=it.price,
-                    type=OrderType.MARKET if market else OrderType.LIMIT,
-                    tif=it.tif,
-                    post_only=it.post_only and spec.post_only and not market and it.tif in (GTC, TimeInForce.DAY),
-                    smp_id=self.smp_id,
-                )
-                orders.sent_new(oid, it.side, it.price, it.qty, it.tif, it.tag, ctx.now)
+                if price is None:  # a market order
+                    cmd: object = NewOrder(oid, trader, side, qty, None, _MARKET, tif, smp_id=self.smp_id)
+                else:
+                    post_only = post_only and spec.post_only and (tif == GTC or tif == DAY)
+                    cmd = NewOrder(oid, trader, side, qty, price, _LIMIT, tif, None, None, None, post_only, self.smp_id)
+                orders.sent_new(oid, side, price, qty, tif, tag, ctx.now)
             else:
                 o = orders.orders.get(it.order_id)
                 if o is None or not o.settled:
@@ -407,12 +442,12 @@ class ScriptedAgent(Agent):
                 if t is ModifyOrder:
                     if it.qty <= 0 or (it.qty == o.qty and (it.price is None or it.price == o.price)):
                         continue  # nothing to change (the venue would refuse it)
-                    cmd = Modify(order_id=it.order_id, trader=trader, qty=it.qty, price=it.price)
+                    cmd = Modify(it.order_id, trader, it.qty, it.price)
                     orders.sent_modify(it.order_id)
                 else:
-                    cmd = Cancel(order_id=it.order_id, trader=trader)
+                    cmd = Cancel(it.order_id, trader)
                     orders.sent_cancel(it.order_id)
-            ctx.submit(symbol, cmd)
+            submit(symbol, cmd)
 
     def cancel_all(self, ctx: Context) -> None:
         """Cancel every settled working order."""

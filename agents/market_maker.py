@@ -194,9 +194,15 @@ def decide(
     sigma: float,
     tick: int,
     lot: int,
+    others: tuple[int | None, int | None] | None = None,
 ) -> tuple[list[Intent], Quotes | None]:
-    """Re-quote: the intents that bring the working bid and ask to the wanted quotes."""
-    mid = book.reference(orders, None if config.reference_price is None else float(config.reference_price))
+    """Re-quote: the intents that bring the working bid and ask to the wanted quotes.
+
+    ``others``: other traders' best bid and ask (``book.others_best``) if already known."""
+    if others is None:
+        others = book.others_best(1, orders), book.others_best(-1, orders)
+    best_bid, best_ask = others
+    mid = book.fair_price(best_bid, best_ask, None if config.reference_price is None else float(config.reference_price))
     if mid is None:
         return [], None
     if config.session_end_ns is None:
@@ -204,7 +210,6 @@ def decide(
     else:
         tau = max(0, config.session_end_ns - now) / SECOND
     bids, asks = orders.working(1), orders.working(-1)
-    best_bid, best_ask = book.others_best(1, orders), book.others_best(-1, orders)
     # a side whose order is busy stays as it is: the other side must not cross it
     frozen_bid = next((o.price for o in bids if not o.settled and o.price is not None), None)
     frozen_ask = next((o.price for o in asks if not o.settled and o.price is not None), None)
@@ -272,7 +277,7 @@ class AvellanedaStoikovMaker(ScriptedAgent):
         bid, ask = self.book.others_best(1, self.orders), self.book.others_best(-1, self.orders)
         if bid is not None and ask is not None:  # sample only a real two-sided mid
             self.vol.update((bid + ask) / 2 / self.tick, ctx.now)
-        self.requote(ctx)
+        self.requote(ctx, (bid, ask))
         ctx.wake_in(self.config.requote_ns)
 
     def observe(self, ctx: Context, events: list, mine: bool) -> None:
@@ -280,8 +285,8 @@ class AvellanedaStoikovMaker(ScriptedAgent):
         if mine and any(type(ev) is Fill and me in (ev.maker_trader, ev.taker_trader) for ev in events):
             self.requote(ctx)
 
-    def requote(self, ctx: Context) -> None:
-        intents, q = decide(self.config, self.book, self.orders, ctx.now, self.sigma, self.tick, self.lot)
+    def requote(self, ctx: Context, others: tuple[int | None, int | None] | None = None) -> None:
+        intents, q = decide(self.config, self.book, self.orders, ctx.now, self.sigma, self.tick, self.lot, others)
         if q is not None:
             self.last_quotes = q
         self.send(ctx, intents)

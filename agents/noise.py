@@ -78,12 +78,14 @@ def decide(
 ) -> list[Intent]:
     """One arrival of the noise trader (see the module docstring)."""
     out: list[Intent] = []
-    working = [o for o in orders.working() if o.settled]
-    if config.max_age_ns is not None:
-        for o in working:
-            if now - o.sent_at > config.max_age_ns:
+    working = []  # settled orders young enough to keep, oldest first
+    max_age = config.max_age_ns
+    for o in orders.orders.values():
+        if o.acked and not o.in_flight and not o.cancelling:  # o.settled
+            if max_age is not None and now - o.sent_at > max_age:
                 out.append(CancelOrder(o.order_id))
-        working = [o for o in working if now - o.sent_at <= config.max_age_ns]
+            else:
+                working.append(o)
     u = rng.random()
     if u < config.p_cancel:
         if working:

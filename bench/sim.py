@@ -22,6 +22,13 @@ Measured in the same process, on the same orders:
   decide nothing (each replays its recorded script), so the simulator's own cost (heap,
   callbacks, delivery, accounts) is measured without the noise traders' decisions.
 
+Both simulations run with the simulator's default ``gc_threshold`` (the cyclic collector's
+first threshold, raised while ``run`` works; see ``exchange.sim``); ``--gc-threshold none``
+leaves the collector at Python's defaults, as the engine replay always does.
+
+Runs are timed by wall clock, or with ``--clock cpu`` by the process's CPU time, which
+other processes on a shared machine disturb much less.
+
 ``--json``: the last stdout line is one JSON object with ``events_per_s``,
 ``engine_msgs_per_s``, ``sim_orders_per_s``, ``overhead_ratio`` and the workload.
 """
@@ -41,10 +48,12 @@ from rich.table import Table
 
 from bench.engine import machine_info
 from exchange import Accepted, Cancel, Cancelled, Fill, MatchingEngine, NewOrder, OrderType, nyse
-from exchange.sim import MS, SECOND, Agent, Context, Simulator
+from exchange.sim import GC_THRESHOLD, MS, SECOND, Agent, Context, Simulator
 from exchange.venue import Exchange
 
 SYMBOL = "XYZ"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = "wall"  # which of CLOCKS times the runs (``--clock``)
 _MARKET = OrderType.MARKET
 
 
@@ -101,13 +110,14 @@ class Workload:
     interval_ms: float = 10.0
     seed: int = 7
     feed_share: float = 0.0  # fraction of agents subscribed to the public feed
+    gc_threshold: int | None = GC_THRESHOLD  # the simulator's default (None: Python's GC defaults)
 
     def simulator(self, record: list | None = None) -> Simulator:
         """The workload's simulation; ``record`` collects ``(arrival ns, command)`` pairs."""
         venue = Exchange({SYMBOL: nyse(SYMBOL)}, starting_cash=10**12)
         feed = round(self.feed_share * self.agents)
         agents = [NoiseAgent(t, int(self.interval_ms * MS), market_data=t <= feed) for t in range(1, self.agents + 1)]
-        sim = Simulator(venue, agents, seed=self.seed)
+        sim = Simulator(venue, agents, seed=self.seed, gc_threshold=self.gc_threshold)
         if record is not None:
             submit = venue.submit
 
@@ -144,35 +154,36 @@ class ScriptAgent(Agent):
         pass
 
 
-def script_simulator(recorded: list[tuple[int, object]]) -> Simulator:
+def script_simulator(recorded: list[tuple[int, object]], gc_threshold: int | None = Workload.gc_threshold) -> Simulator:
     """The recorded orders sent again by agents that decide nothing, at the same times."""
     scripts: dict[int, list[tuple[int, object]]] = {}
     for t, command in recorded:
         scripts.setdefault(command.trader, []).append((t, command))  # type: ignore[attr-defined]
     venue = Exchange({SYMBOL: nyse(SYMBOL)}, starting_cash=10**12)
-    return Simulator(venue, [ScriptAgent(trader, script) for trader, script in sorted(scripts.items())])
+    agents = [ScriptAgent(trader, script) for trader, script in sorted(scripts.items())]
+    return Simulator(venue, agents, gc_threshold=gc_threshold)
 
 
-def time_script(recorded: list[tuple[int, object]], until: int) -> float:
-    sim = script_simulator(recorded)
-    t0 = time.perf_counter()
+def time_script(recorded: list[tuple[int, object]], until: int, gc_threshold: int | None = Workload.gc_threshold) -> float:
+    sim = script_simulator(recorded, gc_threshold)
+    t0 = CLOCKS[_clock]()
     sim.run(until=until)
-    return time.perf_counter() - t0
+    return CLOCKS[_clock]() - t0
 
 
 def time_sim(w: Workload) -> tuple[float, int, int]:
     sim = w.simulator()
-    t0 = time.perf_counter()
+    t0 = CLOCKS[_clock]()
     sim.run(until=w.seconds * SECOND)
-    return time.perf_counter() - t0, len(sim.log), sim.events_produced
+    return CLOCKS[_clock]() - t0, len(sim.log), sim.events_produced
 
 
 def time_engine(commands: list) -> float:
     engine = MatchingEngine(nyse(SYMBOL))
-    t0 = time.perf_counter()
+    t0 = CLOCKS[_clock]()
     for i in range(0, len(commands), 10_000):
         engine.submit_many(commands[i : i + 10_000])
-    return time.perf_counter() - t0
+    return CLOCKS[_clock]() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,9 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--feed-share", type=float, default=0.0, help="fraction of agents taking the public feed")
+    parser.add_argument(
+        "--gc-threshold", default=str(Workload.gc_threshold), help="the simulator's gc_threshold; 'none': Python's GC defaults"
+    )
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="wall", help="cpu: this process's CPU time (steadier on a shared machine)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    w = Workload(args.agents, args.seconds, args.interval_ms, args.seed, args.feed_share)
+    global _clock
+    _clock = args.clock
+    gc_threshold = None if args.gc_threshold.lower() == "none" else int(args.gc_threshold)
+    w = Workload(args.agents, args.seconds, args.interval_ms, args.seed, args.feed_share, gc_threshold)
     console = Console(stderr=args.json)
 
     recorded: list[tuple[int, object]] = []
@@ -202,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             dt, orders, events = time_sim(w)
             sims.append(dt)
             gc.collect()
-            scripts.append(time_script(recorded, w.seconds * SECOND))
+            scripts.append(time_script(recorded, w.seconds * SECOND, w.gc_threshold))
             gc.collect()
             engines.append(time_engine(commands))
             progress.advance(task)
@@ -213,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "workload": f"noise-{w.agents}" + (f"-feed{w.feed_share:g}" if w.feed_share else ""),
         "feed_share": w.feed_share,
+        "gc_threshold": w.gc_threshold,
+        "clock": args.clock,
         "agents": w.agents,
         "simulated_seconds": w.seconds,
         "orders": orders,

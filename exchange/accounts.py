@@ -132,27 +132,36 @@ class Accounts:
 
     def apply(self, symbol: str, events: Iterable[object]) -> None:
         """Update accounts from one instrument's events (fills and acceptances)."""
-        account, fee = self.account, self.fees.fee
+        by_trader = self.by_trader
         for ev in events:
             t = type(ev)
-            if t is Fill:
-                price, qty = ev.price, ev.qty  # type: ignore[attr-defined]
-                notional = price * qty
-                taker, maker = account(ev.taker_trader), account(ev.maker_trader)  # type: ignore[attr-defined]
-                side = ev.aggressor  # type: ignore[attr-defined]
-                for acct, signed, is_maker in ((taker, side * qty, False), (maker, -side * qty, True)):
-                    f = fee(price, qty, is_maker)
-                    acct.cash -= (notional if signed > 0 else -notional) + f
-                    acct.fees += f
-                    acct.volume += qty
-                    acct.notional += notional
-                    acct.fills += 1
-                    pos = acct.positions.get(symbol)
-                    if pos is None:
-                        pos = acct.positions[symbol] = Position()
-                    pos.trade(signed, price)
-            elif t is Accepted:
-                account(ev.trader).orders += 1  # type: ignore[attr-defined]
+            if t is Accepted:
+                acct = by_trader.get(ev.trader)  # type: ignore[attr-defined]
+                if acct is None:
+                    acct = self.account(ev.trader)  # type: ignore[attr-defined]
+                acct.orders += 1
+            elif t is Fill:
+                self._fill(symbol, ev)  # type: ignore[arg-type]
+
+    def _fill(self, symbol: str, ev: Fill) -> None:
+        """Both sides of one fill: the taker's, then the maker's."""
+        price, qty, side = ev.price, ev.qty, ev.aggressor
+        notional = price * qty
+        fee, by_trader = self.fees.fee, self.by_trader
+        for trader, signed, is_maker in ((ev.taker_trader, side * qty, False), (ev.maker_trader, -side * qty, True)):
+            acct = by_trader.get(trader)
+            if acct is None:
+                acct = self.account(trader)
+            f = fee(price, qty, is_maker)
+            acct.cash -= (notional if signed > 0 else -notional) + f
+            acct.fees += f
+            acct.volume += qty
+            acct.notional += notional
+            acct.fills += 1
+            pos = acct.positions.get(symbol)
+            if pos is None:
+                pos = acct.positions[symbol] = Position()
+            pos.trade(signed, price)
 
     def check_conservation(self) -> None:
         """Raise AssertionError unless positions net to zero per symbol and cash is conserved."""

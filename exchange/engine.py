@@ -171,7 +171,8 @@ class MatchingEngine:
         """The batch loop of ``submit_many``.
 
         It handles the commonest commands inline: a plain limit order (rested in place
-        when it does not cross), a plain market order, and a valid cancel of a resting
+        when it does not cross), a plain market order (plain: no iceberg, minimum quantity
+        or post-only; a self-match id is fine), and a valid cancel of a resting
         order (through ``_remove``). Everything else, and anything that fails a fast check, goes to the general
         handlers, which validate from scratch; both paths emit the same events
         (``tests/test_fast_path.py`` proves it against ``fast_path=False``).
@@ -192,12 +193,12 @@ class MatchingEngine:
         for c in commands:
             t = type(c)
             if t is NewOrder:
-                qty, oid, side, trader, tif = c.qty, c.order_id, c.side, c.trader, c.tif
+                qty, oid, side, trader, tif, smp = c.qty, c.order_id, c.side, c.trader, c.tif, c.smp_id
                 if (
                     plain_ok
                     and c.display_qty is None
                     and c.min_qty is None
-                    and c.smp_id is None
+                    and (smp is None or (type(smp) is int and (c.smp_mode is None or c.smp_mode in _SMP_MODES)))
                     and not c.post_only
                     and type(qty) is int
                     and type(oid) is int
@@ -217,7 +218,7 @@ class MatchingEngine:
                         if tif in limit_tifs and type(price) is int and 0 < price and not price % tick:
                             s = nxt()
                             append(Accepted(s, oid, trader, side, price, qty, _LIMIT))
-                            o = [oid, trader, side, price, qty, 0, 0, None, c.smp_mode, tif, False, 0]
+                            o = [oid, trader, side, price, qty, 0, 0, smp, c.smp_mode, tif, False, 0]
                             if tif != _IOC and (opp_best is None or (opp_best - price) * side > 0):
                                 level = own.levels.get(price)
                                 if level is None:
@@ -248,7 +249,7 @@ class MatchingEngine:
                         else:
                             limit = self._market_limit(_PROTECT, side, opp_best, None)
                         append(Accepted(nxt(), oid, trader, side, limit, qty, market_kind))
-                        work([oid, trader, side, limit, qty, 0, 0, None, c.smp_mode, tif, False, 0], out)
+                        work([oid, trader, side, limit, qty, 0, 0, smp, c.smp_mode, tif, False, 0], out)
                         continue
                 self._dispatch(handlers, c, out)
             elif t is Cancel:

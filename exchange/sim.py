@@ -1,41 +1,62 @@
 """A deterministic discrete-event simulator around a venue. No I/O, no wall clock.
 
 Time is an integer number of nanoseconds (``SECOND``, ``MS``, ``US`` help). Everything that
-will happen sits in one min-heap keyed by ``(time, sequence)``: order arrivals at the
+will happen is processed in the order of ``(time, sequence)``: order arrivals at the
 exchange, deliveries of events to agents and agents' wake-ups. The sequence number breaks
 ties in the order things were scheduled, so a seed and a configuration give the same run,
-trade for trade.
+trade for trade. Work for a later instant waits in a min-heap of ``(time, sequence, ...)``
+tuples; work scheduled for the current instant (an order sent with zero latency, a
+``wake_in(0)``) goes to a FIFO queue instead, which is the same order: everything already
+in the heap for this instant was scheduled earlier, so it runs first.
 
 Agents are objects with callbacks (subclass ``Agent``):
 
 - ``on_start(ctx)`` once, at time 0, in the order the agents were given;
 - ``on_wakeup(ctx)`` at the times the agent asked for with ``ctx.wake_in``/``ctx.wake_at``;
 - ``on_events(ctx, symbol, events)`` with the events of one command on ``symbol`` that the
-  agent may see (default: calls ``on_event(ctx, symbol, event)`` for each).
+  agent may see (default: calls ``on_event(ctx, symbol, event)`` for each). The list is
+  read-only: it may be shared with other agents (never with the log).
+
+The callbacks are looked up on the agent when ``run`` starts; replacing them on an agent
+takes effect at the next ``run``.
 
 What an agent sees: its own order events (``Accepted``, ``Rejected``, ``Cancelled``,
-``Modified``, ``Triggered``, ``Expired``, ``Refreshed``, and ``Fill`` where it is maker or
-taker) and, if ``market_data`` is true, the public feed (``BookUpdate`` and every ``Fill``,
-the trade prints) of the symbols in ``symbols`` (None: all). Other traders' private events
-are never delivered. ``ctx.book(symbol)`` reads the exchange's current book directly (not
-delayed): agents that model latency honestly build their view from delivered events.
+``Modified``, ``Triggered``, ``Expired``, ``Refreshed``, ``Liquidation``, and ``Fill`` where
+it is maker or taker) and, if ``market_data`` is true, the public feed (``BookUpdate`` and
+every ``Fill``, the trade prints) of the symbols in ``symbols`` (None: all). Other traders'
+private events are never delivered. ``ctx.book(symbol)`` reads the exchange's current book
+directly (not delayed): agents that model latency honestly build their view from delivered
+events.
 
 Latency (``Latency``, per agent): an order sent at ``t`` reaches the exchange at
-``t + order delay``; events produced at ``t`` reach the agent at ``t + data delay``. Each delay
-is a constant plus, optionally, a jitter drawn from a seeded generator of the agent's own,
-kept apart from the one it decides with (uniform on ``[0, jitter_ns]``). Zero by default; with zero data delay the events are
-delivered at once, before anything else scheduled for the same instant. Orders an agent sends with the same delay
-arrive in the order sent; with jitter they may overtake each other, as on a network.
+``t + order delay``; events produced at ``t`` reach the agent at ``t + data delay``. Each
+delay is a constant plus, optionally, a jitter drawn from a seeded generator of the agent's
+own, kept apart from the one it decides with (uniform on ``[0, jitter_ns]``). Zero by
+default; with zero data delay the events are delivered at once, before anything else
+scheduled for the same instant: first to the feed's subscribers that the events do not
+name, then to each named trader in the order it first appears. Orders an agent sends with
+the same delay arrive in the order sent; with jitter they may overtake each other, as on a
+network.
 
-``run(until=..., max_events=...)`` processes the heap until simulated time passes ``until``
-or ``max_events`` exchange events have been produced; it can be called again to go on. The
-log (``log``: one ``(time, symbol, events)`` entry per command) and the venue's accounts can
-be read at any point.
+``run(until=..., max_events=...)`` processes scheduled work until simulated time passes
+``until`` or ``max_events`` exchange events have been produced; it can be called again to
+go on. The log (``log``: one ``(time, symbol, events)`` entry per command, ``events`` a
+tuple) and the venue's accounts can be read at any point.
+
+Garbage collection. A long run keeps many small objects alive (the log, resting orders),
+and CPython's cyclic collector then runs often and walks them all. ``run`` raises the
+collector's first threshold to ``gc_threshold`` (default ``GC_THRESHOLD``, 50,000; None
+leaves the collector alone) while it works and restores it when it returns; log entries
+are tuples of untracked records, so the collector stops following them after their first
+collection.
+Nothing is collected differently, only less often (``bench/RESULTS.md`` has the figures).
 """
 
 from __future__ import annotations
 
+import gc
 import random
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from heapq import heappop, heappush
@@ -49,9 +70,12 @@ from exchange.venue import Exchange
 US = 1_000
 MS = 1_000_000
 SECOND = 1_000_000_000
+GC_THRESHOLD = 50_000  # default first threshold of the cyclic collector while ``run`` works
 
 _ORDER, _DELIVER, _WAKE = 0, 1, 2
 _PUBLIC = (BookUpdate, Fill)
+_NEVER = 1 << 256  # a time after every simulated time (``run`` without ``until``)
+_NOBODY, _MANY = object(), object()  # markers for "no trader" / "several traders"
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,7 @@ class Context:
 
     __slots__ = (
         "sim", "agent", "trader", "rng", "latency_rng", "feed", "_order_delay", "_order_jitter", "_data_delay", "_data_jitter",
+        "_heap", "_due", "_on_events", "_on_wakeup",
     )
 
     def __init__(self, sim: Simulator, agent: Agent, rng: random.Random, latency_rng: random.Random) -> None:
@@ -112,6 +137,8 @@ class Context:
         lat = agent.latency
         self._order_delay, self._order_jitter = lat.order_ns, lat.order_jitter_ns
         self._data_delay, self._data_jitter = lat.data_ns, lat.data_jitter_ns
+        self._heap, self._due = sim._heap, sim._due
+        self._on_events, self._on_wakeup = agent.on_events, agent.on_wakeup  # bound again by ``run``
 
     @property
     def now(self) -> int:
@@ -123,15 +150,21 @@ class Context:
         delay = self._order_delay
         if self._order_jitter:
             delay += self.latency_rng.randint(0, self._order_jitter)
-        sim = self.sim
-        heappush(sim._heap, (sim.now + delay, sim._next(), _ORDER, symbol, command))
+        if delay:
+            sim = self.sim
+            heappush(self._heap, (sim.now + delay, sim._next(), _ORDER, symbol, command))
+        else:  # arrives at this instant, after what is already due now
+            self._due.append((_ORDER, symbol, command))
 
     def wake_in(self, delay_ns: int) -> None:
         """Call ``on_wakeup`` after ``delay_ns`` nanoseconds (>= 0)."""
-        if delay_ns < 0:
+        if delay_ns > 0:
+            sim = self.sim
+            heappush(self._heap, (sim.now + delay_ns, sim._next(), _WAKE, self, None))
+        elif delay_ns == 0:
+            self._due.append((_WAKE, self, None))
+        else:
             raise ValueError(f"cannot wake in the past: {delay_ns} ns")
-        sim = self.sim
-        heappush(sim._heap, (sim.now + delay_ns, sim._next(), _WAKE, self, None))
 
     def wake_at(self, time_ns: int) -> None:
         """Call ``on_wakeup`` at ``time_ns`` (not before now)."""
@@ -152,9 +185,12 @@ class Context:
 
 
 class Simulator:
-    """Runs agents against an ``Exchange`` in simulated time (see the module docstring)."""
+    """Runs agents against an ``Exchange`` in simulated time (see the module docstring).
 
-    def __init__(self, exchange: Exchange, agents: Sequence[Agent], *, seed: int = 0) -> None:
+    ``seed`` seeds every agent's generators; ``gc_threshold`` is the cyclic collector's
+    first threshold while ``run`` works (None: leave the collector as it is)."""
+
+    def __init__(self, exchange: Exchange, agents: Sequence[Agent], *, seed: int = 0, gc_threshold: int | None = GC_THRESHOLD) -> None:
         traders = [a.trader for a in agents]
         if len(set(traders)) != len(traders):
             raise ValueError(f"agents must have distinct traders, got {traders}")
@@ -164,10 +200,12 @@ class Simulator:
         self.exchange = exchange
         self.agents = list(agents)
         self.seed = seed
+        self.gc_threshold = gc_threshold
         self.now = 0
-        self.log: list[tuple[int, str, list]] = []
+        self.log: list[tuple[int, str, tuple]] = []
         self.events_produced = 0
-        self._heap: list[tuple] = []
+        self._heap: list[tuple] = []  # (time, sequence, kind, a, b): work for later instants
+        self._due: deque[tuple] = deque()  # (kind, a, b): work scheduled for this instant, in order
         self._next = count().__next__
         self._next_order_id = count(1).__next__
         self._contexts = [
@@ -175,57 +213,83 @@ class Simulator:
             for i, a in enumerate(agents)
         ]
         self._by_trader = {c.trader: c for c in self._contexts}
-        # per symbol: market-data subscribers without jitter, grouped by their constant data
-        # delay (one heap entry per group and command), and those with jitter (one each)
-        self._feed_groups: dict[str, dict[int, list[Context]]] = {}
-        self._feed_jitter: dict[str, list[Context]] = {}
+        # per symbol, None without subscribers, else: the market-data subscribers with no
+        # delay and no jitter (served at once), the other jitter-free ones grouped by their
+        # constant data delay (one heap entry per group and command), those with jitter
+        self._feed: dict[str, tuple[list[Context], list[tuple[int, list[Context]]], list[Context]] | None] = {}
         for s in exchange.engines:
-            subs = [c for c in self._contexts if c.agent.market_data and (c.agent.symbols is None or s in c.agent.symbols)]
+            subs = [c for c in self._contexts if s in c.feed]
             groups: dict[int, list[Context]] = {}
             for c in subs:
-                if not c.agent.latency.data_jitter_ns:
-                    groups.setdefault(c.agent.latency.data_ns, []).append(c)
-            self._feed_groups[s] = groups
-            self._feed_jitter[s] = [c for c in subs if c.agent.latency.data_jitter_ns]
+                if not c._data_jitter:
+                    groups.setdefault(c._data_delay, []).append(c)
+            later = [(delay, contexts) for delay, contexts in groups.items() if delay]
+            jittered = [c for c in subs if c._data_jitter]
+            self._feed[s] = (groups.get(0, []), later, jittered) if subs else None
+        # no agent has a data delay or jitter: every view is delivered at once, no heap entry
+        self._instant = all(not c._data_delay and not c._data_jitter for c in self._contexts)
         self._started = False
 
     # ---- running -----------------------------------------------------------------------------
     def run(self, until: int | None = None, max_events: int | None = None) -> None:
         """Process scheduled work up to time ``until`` (inclusive) or ``max_events`` more
         exchange events, whichever comes first; the clock ends at ``until`` if given."""
+        for ctx in self._contexts:  # bound here, so an agent may be changed between runs
+            ctx._on_events, ctx._on_wakeup = ctx.agent.on_events, ctx.agent.on_wakeup
         if not self._started:
             self._started = True
             for ctx in self._contexts:
                 ctx.agent.on_start(ctx)
-        heap = self._heap
+        threshold = gc.get_threshold()
+        raise_gc = self.gc_threshold is not None and threshold[0] < self.gc_threshold
+        if raise_gc:
+            gc.set_threshold(self.gc_threshold, *threshold[1:])
+        try:
+            self._run(until, max_events)
+        finally:
+            if raise_gc:
+                gc.set_threshold(*threshold)
+
+    def _run(self, until: int | None, max_events: int | None) -> None:
+        heap, due, pop = self._heap, self._due, self._due.popleft
         submit = self.exchange.submit
-        liquidations = self.exchange.margin is not None
-        log = self.log
-        stop_at = None if max_events is None else self.events_produced + max_events
-        while heap:
-            if until is not None and heap[0][0] > until:
+        side_events = self.exchange.take_side_events if self.exchange.margin is not None else None
+        log, deliver = self.log, self._deliver
+        horizon = until if until is not None else _NEVER
+        stop_at = _NEVER if max_events is None else self.events_produced + max_events
+        now = self.now
+        ORDER, WAKE = _ORDER, _WAKE
+        while True:
+            # Everything in the heap for this instant was scheduled before anything in
+            # ``due`` (which only takes work scheduled at this instant), so it goes first.
+            if due and now <= horizon and not (heap and heap[0][0] <= now):
+                if self.events_produced >= stop_at:
+                    return
+                kind, a, b = pop()
+            elif heap and heap[0][0] <= horizon:
+                if self.events_produced >= stop_at:
+                    return
+                now, _, kind, a, b = heappop(heap)
+                self.now = now
+            else:
                 break
-            if stop_at is not None and self.events_produced >= stop_at:
-                return
-            time, _, kind, a, b = heappop(heap)
-            self.now = time
-            if kind == _ORDER:
+            if kind == ORDER:
                 events = submit(a, b)
-                log.append((time, a, events))
+                log.append((now, a, tuple(events)))
                 self.events_produced += len(events)
-                self._deliver(a, events)
-                if liquidations:
-                    for symbol, side_events in self.exchange.take_side_events():  # liquidations elsewhere
-                        log.append((time, symbol, side_events))
-                        self.events_produced += len(side_events)
-                        self._deliver(symbol, side_events)
-            elif kind == _DELIVER:
+                deliver(a, events)
+                if side_events is not None:
+                    for symbol, others in side_events():  # liquidations on other symbols
+                        log.append((now, symbol, tuple(others)))
+                        self.events_produced += len(others)
+                        deliver(symbol, others)
+            elif kind == WAKE:
+                a._on_wakeup(a)
+            else:
                 events, contexts, skip = b
                 for ctx in contexts:
                     if ctx.trader not in skip:
-                        ctx.agent.on_events(ctx, a, events)
-            else:
-                a.agent.on_wakeup(a)
+                        ctx._on_events(ctx, a, events)
         if until is not None and until > self.now:
             self.now = until
 
@@ -235,56 +299,103 @@ class Simulator:
         The public part goes to the feed's subscribers, one heap entry per delay group;
         each trader named in the events gets its own view (its private events merged with
         the feed if it subscribes) in an entry of its own. Zero-delay views are delivered
-        at once, feed first."""
-        involved: dict[int, None] = {}
-        public = False
+        at once, feed first, then the named traders in the order they first appear.
+
+        One pass over the events collects each named trader's own events (its private
+        events and the fills it took part in) and, when anyone takes the feed, the public
+        events. A subscriber whose private events are the only ones gets ``events`` itself:
+        a batch is read-only and may be shared with other agents and the log."""
+        feed = self._feed[symbol]
+        views: dict[int, list] = {}
+        public: list | None = [] if feed is not None else None
+        has_public = False
+        owner = _NOBODY  # the one trader named by private events (_MANY: several)
         for ev in events:
             t = type(ev)
-            if t is Fill:
-                involved[ev.maker_trader] = None  # type: ignore[attr-defined]
-                involved[ev.taker_trader] = None  # type: ignore[attr-defined]
-                public = True
-            elif t is BookUpdate:
-                public = True
-            else:
-                involved[ev.trader] = None  # type: ignore[attr-defined]
-        heap, nxt, now, by_trader = self._heap, self._next, self.now, self._by_trader
-        due: list[tuple[list, Sequence[Context], object]] = []
-        if public and (self._feed_groups[symbol] or self._feed_jitter[symbol]):
-            shared = [ev for ev in events if type(ev) in _PUBLIC]
-            for delay, contexts in self._feed_groups[symbol].items():
-                if delay:
-                    heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (shared, contexts, involved)))
+            if t is BookUpdate:
+                has_public = True
+                if public is not None:
+                    public.append(ev)
+            elif t is Fill:
+                has_public = True
+                if public is not None:
+                    public.append(ev)
+                maker, taker = ev.maker_trader, ev.taker_trader  # type: ignore[attr-defined]
+                mine = views.get(maker)
+                if mine is None:
+                    views[maker] = [ev]
                 else:
-                    due.append((shared, contexts, involved))
-            for ctx in self._feed_jitter[symbol]:
-                if ctx.trader not in involved:
-                    heappush(heap, (now + self._delay(ctx), nxt(), _DELIVER, symbol, (shared, (ctx,), ())))
-        for trader in involved:
+                    mine.append(ev)
+                if taker != maker:
+                    mine = views.get(taker)
+                    if mine is None:
+                        views[taker] = [ev]
+                    else:
+                        mine.append(ev)
+            else:
+                trader = ev.trader  # type: ignore[attr-defined]
+                mine = views.get(trader)
+                if mine is None:
+                    views[trader] = [ev]
+                else:
+                    mine.append(ev)
+                if owner != trader:
+                    owner = trader if owner is _NOBODY else _MANY
+        by_trader = self._by_trader
+        if self._instant:  # no data latency anywhere: every view is delivered now, feed first
+            if has_public and feed is not None:
+                for ctx in feed[0]:
+                    if ctx.trader not in views:
+                        ctx._on_events(ctx, symbol, public)
+            for trader, mine in views.items():
+                ctx = by_trader.get(trader)
+                if ctx is not None:
+                    if symbol in ctx.feed:
+                        if owner is _NOBODY or owner == trader:
+                            mine = events
+                        else:
+                            mine = [ev for ev in events if type(ev) in _PUBLIC or ev.trader == trader]  # type: ignore[attr-defined]
+                    ctx._on_events(ctx, symbol, mine)
+            return
+        heap, nxt, now = self._heap, self._next, self.now
+        at_once: list[Context] = ()  # type: ignore[assignment]
+        if has_public and feed is not None:
+            at_once, later, jittered = feed
+            for delay, contexts in later:
+                heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (public, contexts, views)))
+            for ctx in jittered:
+                if ctx.trader not in views:
+                    delay = ctx._data_delay + ctx.latency_rng.randint(0, ctx._data_jitter)
+                    if delay:
+                        heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (public, (ctx,), ())))
+                    else:
+                        self._due.append((_DELIVER, symbol, (public, (ctx,), ())))
+        mine_now: list | None = None
+        for trader, mine in views.items():
             ctx = by_trader.get(trader)
             if ctx is None:
                 continue
             if symbol in ctx.feed:
-                mine = [ev for ev in events if type(ev) in _PUBLIC or ev.trader == trader]  # type: ignore[attr-defined]
-            else:
-                mine = [
-                    ev
-                    for ev in events
-                    if (ev.maker_trader == trader or ev.taker_trader == trader if type(ev) is Fill else type(ev) is not BookUpdate and ev.trader == trader)  # type: ignore[attr-defined]
-                ]
-            delay = self._delay(ctx)
+                if owner is _NOBODY or owner == trader:
+                    mine = events
+                else:
+                    mine = [ev for ev in events if type(ev) in _PUBLIC or ev.trader == trader]  # type: ignore[attr-defined]
+            delay = ctx._data_delay
+            if ctx._data_jitter:
+                delay += ctx.latency_rng.randint(0, ctx._data_jitter)
             if delay:
                 heappush(heap, (now + delay, nxt(), _DELIVER, symbol, (mine, (ctx,), ())))
+            elif mine_now is None:
+                mine_now = [ctx, mine]
             else:
-                due.append((mine, (ctx,), ()))
-        for batch, contexts, skip in due:
-            for ctx in contexts:
-                if ctx.trader not in skip:  # type: ignore[operator]
-                    ctx.agent.on_events(ctx, symbol, batch)
-
-    @staticmethod
-    def _delay(ctx: Context) -> int:
-        return ctx._data_delay + (ctx.latency_rng.randint(0, ctx._data_jitter) if ctx._data_jitter else 0)
+                mine_now += (ctx, mine)
+        for ctx in at_once:
+            if ctx.trader not in views:
+                ctx._on_events(ctx, symbol, public)
+        if mine_now is not None:
+            for i in range(0, len(mine_now), 2):
+                ctx = mine_now[i]
+                ctx._on_events(ctx, symbol, mine_now[i + 1])
 
     # ---- reading ------------------------------------------------------------------------------
     def iter_events(self) -> Iterator[tuple[int, str, object]]:

@@ -42,11 +42,11 @@ from exchange.accounts import Accounts, FeeSchedule, mark_price
 from exchange.commands import MassCancel, NewOrder
 from exchange.engine import MatchingEngine
 from exchange.enums import OrderType, RejectReason, TimeInForce
-from exchange.events import Accepted, Cancelled, Expired, Fill, Liquidation, Modified, Refreshed, Triggered
+from exchange.events import Accepted, BookUpdate, Cancelled, Expired, Fill, Liquidation, Modified, Refreshed, Triggered
 from exchange.instrument import InstrumentSpec
 
 _R = RejectReason
-_ORDER_EVENTS = (Accepted, Cancelled, Expired, Modified, Refreshed, Triggered)
+_ORDER_EVENTS = frozenset((Accepted, Cancelled, Expired, Modified, Refreshed, Triggered))
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ class Exchange:
         self._liquidating = False
         # trader -> {(symbol, order id): (side, open qty)}: what rests or waits, from events
         self.open_orders: dict[int, dict[tuple[str, int], tuple[int, int]]] = {}
+        # (trader, symbol, side) -> total open qty of those orders, kept with ``open_orders``
+        self._pending: dict[tuple[int, str, int], int] = {}
 
     def submit(self, symbol: str, command: object) -> list:
         """Risk-check, match and account one command on ``symbol``; return its events."""
@@ -164,24 +166,40 @@ class Exchange:
         return {s: mark_price(e.book, e.last_price) for s, e in self.engines.items()}
 
     def _track(self, symbol: str, engine: MatchingEngine, events: list) -> None:
-        open_orders = self.open_orders
+        """Bring ``open_orders`` (and the per-side totals) up to date with one command's events."""
+        open_orders, pending, open_qty = self.open_orders, self._pending, engine.open_qty
         for ev in events:
             t = type(ev)
+            if t is BookUpdate:
+                continue
             if t is Fill:
                 touched = ((ev.maker_trader, ev.maker_id, -ev.aggressor), (ev.taker_trader, ev.taker_id, ev.aggressor))
             elif t in _ORDER_EVENTS:
-                side = ev.side if t is Accepted else None
-                touched = ((ev.trader, ev.order_id, side),)
+                touched = ((ev.trader, ev.order_id, ev.side if t is Accepted else None),)
             else:
                 continue
             for trader, oid, side in touched:
-                book = open_orders.setdefault(trader, {})
+                book = open_orders.get(trader)
+                if book is None:
+                    book = open_orders[trader] = {}
                 key = (symbol, oid)
-                qty = engine.open_qty(oid)
-                if qty:
-                    book[key] = (side if side is not None else book[key][0], qty)
+                qty = open_qty(oid)
+                old = book.get(key)
+                if old is None:
+                    if not qty:
+                        continue
+                    book[key] = (side, qty)
+                    change = qty
                 else:
-                    book.pop(key, None)
+                    side, change = old[0], qty - old[1]
+                    if not change:
+                        continue
+                    if qty:
+                        book[key] = (side, qty)
+                    else:
+                        del book[key]
+                total = (trader, symbol, side)
+                pending[total] = pending.get(total, 0) + change
 
     def _risk_problem(self, symbol: str, engine: MatchingEngine, c: NewOrder) -> str | None:
         risk = self.risk
@@ -191,7 +209,7 @@ class Exchange:
         if risk.max_open_orders is not None and len(mine) >= risk.max_open_orders:
             return _R.RISK_OPEN_ORDERS
         if risk.max_position is not None:
-            pending = sum(q for (s, _), (side, q) in mine.items() if s == symbol and side == c.side)
+            pending = self._pending.get((c.trader, symbol, c.side), 0)  # open lots on that side
             position = self.accounts.account(c.trader).position(symbol)
             if abs(position + c.side * (pending + c.qty)) > risk.max_position:
                 return _R.RISK_POSITION
