@@ -21,6 +21,11 @@ timing (an env builds its own from actions). Both must trade the same volume: th
 total equals the sum of the scalar volumes of the streams its books play (checked on every
 run). Figures are medians over the repeats; a ratio is vector msgs/s over scalar msgs/s,
 both counting one message per command.
+
+Then (unless ``--no-env``) ``bench.vector_env`` measures the vectorised ``Trading-v0`` at the
+same batch sizes against the scalar env in the same process; its figures go under ``env``
+in the JSON, and ``ratio_b4096_env``, ``env_steps_per_s_b4096`` and ``msgs_per_step`` (book
+messages per env step, every participant counted) come from it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench import vector_env
 from bench.engine import machine_info, pro_rata_spec
+from bench.vector_env import tune_malloc
 from bench.stream import DEFAULT_SEED, generate_stream
 from exchange import Fill, MatchingEngine, Rejected, nyse
 from vector.book import BookParams, Commands, Status, init, step
@@ -171,8 +178,9 @@ def benchmark(
         "batches": rows,
         "ratio_b4096_msgs": by_b[4096]["ratio_vs_scalar"] if 4096 in by_b else None,
         "msgs_per_s_b4096": by_b[4096]["msgs_per_s"] if 4096 in by_b else None,
-        "msgs_per_step": 1,  # book commands per book per vector step
-        "ratio_b4096_env": None,  # the vectorised env's figures: added by its bench
+        "book_msgs_per_step": 1,  # book commands per book per vector book step
+        "msgs_per_step": None,  # the vectorised env's figures: filled in by main() from bench.vector_env
+        "ratio_b4096_env": None,
         "env_steps_per_s_b4096": None,
         "machine": machine_info(),
     }
@@ -220,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch CPU threads")
     p.add_argument("--quick", action="store_true", help="smoke run: 30 steps, B = 1, 64, 256, 1 repeat")
     p.add_argument("--json", action="store_true", help="end the output with one JSON line")
+    p.add_argument("--no-env", action="store_true", help="book figures only (skip bench.vector_env)")
     args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tune_malloc()
     batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
     steps, repeats, n_streams = args.steps, args.repeats, args.streams
     if args.quick:
@@ -230,6 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         steps, n_streams, args.capacity, repeats, batches, args.rule, args.device, args.threads, console=console
     )
     render(result, console)
+    if not args.no_env:  # the vectorised env on the same batch sizes, with its own scalar-env baseline
+        env_batches = batches or (vector_env.GPU_BATCHES if args.device.startswith("cuda") else vector_env.BATCHES)
+        budget, scalar_steps = (640, 300) if args.quick else (100_000, 5_000)
+        env = vector_env.benchmark(env_batches, args.device, repeats, budget, scalar_steps, 0, args.capacity, console)
+        vector_env.render(env, console)
+        result.update(
+            env=env,
+            msgs_per_step=env["msgs_per_step"],
+            ratio_b4096_env=env["ratio_b4096_env"],
+            env_steps_per_s_b4096=env["env_steps_per_s_b4096"],
+        )
     if args.json:
         sys.stdout.flush()
         print(json.dumps(result, sort_keys=True))

@@ -1,5 +1,7 @@
 """Batched torch order books: thousands of independent books stepped at once, with the
-semantics of ``exchange/`` (see ``vector.book`` for the contract, ``docs/vector.md``)."""
+semantics of ``exchange/`` (see ``vector.book`` for the contract, ``docs/vector.md``), and
+the vectorised environments built on them (``vector.env``, ``docs/vector_envs.md``; the SB3
+adapter is ``vector.sb3``, imported on its own so stable-baselines3 stays optional)."""
 
 from vector.book import (
     ASK,
@@ -22,9 +24,17 @@ from vector.book import (
     reset,
     step,
 )
+from vector.background import LIGHT, BackgroundParams
+from vector.env import EnvParams, VectorMultiTradingEnv, VectorTradingEnv, remove_orders
 from vector.hash import check_invariants, state_hash, state_hashes
 
 __all__ = [
+    "LIGHT",
+    "BackgroundParams",
+    "EnvParams",
+    "VectorMultiTradingEnv",
+    "VectorTradingEnv",
+    "remove_orders",
     "ASK",
     "BID",
     "CANCEL",

@@ -1,0 +1,205 @@
+"""Vector environment benchmark: env steps/s of ``vector.env.VectorTradingEnv`` per batch size,
+against the scalar ``exchange/Trading-v0`` measured in the same run.
+
+    python -m bench.vector_env                    # B = 1, 64, 1024, 4096 (+16384 on a GPU), 3 repeats
+    python -m bench.vector_env --quick --json     # a smoke run
+
+Workload ``light`` on both sides: the scalar env with ``bench.envs``'s light background (two
+noise traders at 13 Hz and an Avellaneda-Stoikov maker, about 5 book messages per step)
+and random actions; the vector env with ``vector.background.LIGHT`` (its vectorised
+approximation, calibrated to the same message rate) and uniformly random actions drawn on
+the device before the clock starts (a pool of 16 batches, cycled). Both count resets
+(episodes of 1000 steps; the vector env auto-resets by masked select inside ``step``).
+Each figure is the median over ``--repeats``; the ratio is the vector median over the scalar
+median of the same run, so machine noise largely cancels out of it. Every batch size first
+gets an untimed run of 5 steps, and ``tune_malloc`` raises glibc's mmap and trim thresholds
+first: with the defaults, runs at B >= 1024 on CPU were up to 30x slower, at random, while
+malloc handed the large tensors back to the kernel after every op and faulted them in again
+(``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824`` in the environment
+does the same for a training run).
+
+``--json``: the last stdout line is one JSON object with ``ratio_b4096_env``,
+``env_steps_per_s_b4096``, ``msgs_per_step``, ``trades_per_step``, ``device``,
+``scalar_env_steps_per_s``, ``per_batch`` (per B: env steps/s, msgs and trades per step,
+seconds per step, overflowed books) and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from bench.engine import machine_info
+
+BATCHES = (1, 64, 1024, 4096)
+GPU_BATCHES = BATCHES + (16384,)
+
+
+def tune_malloc() -> bool:
+    """Keep glibc's malloc from handing large blocks back to the kernel after every tensor op
+    (``mallopt`` mmap threshold 32 MiB, trim threshold 1 GiB); False where that is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, 32 << 20)) and bool(libc.mallopt(-1, 1 << 30))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_vector_env(batch: int, steps: int, device: str, seed: int, capacity: int = 32) -> dict[str, float]:
+    """Env steps/s of ``VectorTradingEnv(batch)`` (light background) with random actions."""
+    from vector.env import VectorTradingEnv
+
+    dev = torch.device(device)
+    env = VectorTradingEnv(batch, device=dev, capacity=capacity)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    nvec = torch.tensor(env.params.nvec(), device=dev)
+    pool = [(torch.rand((batch, len(nvec)), generator=gen, device=dev) * nvec).long() for _ in range(16)]
+    env.reset(seed=seed)
+    for a in pool[:3]:  # warm-up (allocator, caches)
+        env.step(a)
+    msgs = torch.zeros((), dtype=torch.int64, device=dev)
+    trades = torch.zeros((), dtype=torch.int64, device=dev)
+    _sync(dev)
+    t0 = time.perf_counter()
+    for k in range(steps):
+        _, _, _, _, info = env.step(pool[k % 16])
+        msgs += info["messages"].sum()
+        trades += info["trades"].sum()
+    _sync(dev)
+    seconds = time.perf_counter() - t0
+    n = steps * batch
+    assert env.state is not None
+    return {
+        "batch": batch,
+        "steps": steps,
+        "env_steps_per_s": n / seconds,
+        "ms_per_step": 1e3 * seconds / steps,
+        "msgs_per_step": int(msgs) / n,
+        "trades_per_step": int(trades) / n,
+        "book_msgs_per_s": int(msgs) / seconds,
+        "overflowed_books": int(env.state.book.overflow.sum()),
+    }
+
+
+def measure_scalar_env(steps: int, seed: int) -> dict[str, float]:
+    """Steps/s of ``exchange/Trading-v0`` with the light background and random actions."""
+    from bench.envs import measure_single
+
+    return measure_single("light", steps, seed)
+
+
+def steps_for(batch: int, budget: int) -> int:
+    """Vector steps to time at ``batch``: about ``budget`` env steps, at least 10, at most 300."""
+    return max(10, min(300, budget // batch))
+
+
+def benchmark(
+    batches: tuple[int, ...], device: str, repeats: int, budget: int, scalar_steps: int, seed: int, capacity: int, console: Console
+) -> dict[str, Any]:
+    scalar: list[dict[str, float]] = []
+    runs: dict[int, list[dict[str, float]]] = {b: [] for b in batches}
+    for b in batches:  # untimed: the first run at a new size pays glibc malloc's mmap/trim warm-up (tens of x)
+        measure_vector_env(b, 5, device, seed, capacity)
+    for r in range(repeats):
+        scalar.append(measure_scalar_env(scalar_steps, seed))
+        console.log(f"repeat {r + 1}/{repeats}: scalar {scalar[-1]['steps_per_s']:,.0f} steps/s")
+        for b in batches:
+            runs[b].append(measure_vector_env(b, steps_for(b, budget), device, seed + r, capacity))
+            console.log(f"  B={b}: {runs[b][-1]['env_steps_per_s']:,.0f} env steps/s")
+    base = statistics.median(s["steps_per_s"] for s in scalar)
+    per_batch: dict[str, Any] = {}
+    for b, rs in runs.items():
+        sps = statistics.median(x["env_steps_per_s"] for x in rs)
+        per_batch[str(b)] = {
+            "env_steps_per_s": round(sps),
+            "min": round(min(x["env_steps_per_s"] for x in rs)),
+            "max": round(max(x["env_steps_per_s"] for x in rs)),
+            "ms_per_step": round(statistics.median(x["ms_per_step"] for x in rs), 3),
+            "msgs_per_step": round(statistics.median(x["msgs_per_step"] for x in rs), 3),
+            "trades_per_step": round(statistics.median(x["trades_per_step"] for x in rs), 3),
+            "book_msgs_per_s": round(statistics.median(x["book_msgs_per_s"] for x in rs)),
+            "steps": rs[0]["steps"],
+            "overflowed_books": max(x["overflowed_books"] for x in rs),
+            "vs_scalar_env": round(sps / base, 3),
+        }
+    ref = per_batch.get("4096") or per_batch[str(max(batches))]
+    return {
+        "workload": "light",
+        "device": str(torch.device(device)) if torch.device(device).type == "cpu" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(),
+        "capacity": capacity,
+        "repeats": repeats,
+        "scalar_env_steps_per_s": round(base),
+        "scalar_msgs_per_step": round(statistics.median(s["msgs_per_step"] for s in scalar), 3),
+        "scalar_trades_per_step": round(statistics.median(s["trades_per_step"] for s in scalar), 3),
+        "env_steps_per_s_b4096": per_batch["4096"]["env_steps_per_s"] if "4096" in per_batch else None,
+        "ratio_b4096_env": per_batch["4096"]["vs_scalar_env"] if "4096" in per_batch else None,
+        "msgs_per_step": ref["msgs_per_step"],
+        "trades_per_step": ref["trades_per_step"],
+        "per_batch": per_batch,
+        "machine": machine_info(),
+    }
+
+
+def render(result: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title=f"vector env, light background, random actions, {result['device']} ({result['threads']} threads), "
+        f"capacity {result['capacity']}, median of {result['repeats']}"
+    )
+    for col in ("B", "env steps/s", "ms/step", "msgs/step", "trades/step", "book msgs/s", "vs scalar env"):
+        table.add_column(col, justify="right")
+    for b, w in result["per_batch"].items():
+        table.add_row(
+            b, f"{w['env_steps_per_s']:,}", f"{w['ms_per_step']:.2f}", f"{w['msgs_per_step']:.2f}",
+            f"{w['trades_per_step']:.2f}", f"{w['book_msgs_per_s']:,}", f"{w['vs_scalar_env']:.2f}x",
+        )
+    table.add_row(
+        "scalar Trading-v0", f"{result['scalar_env_steps_per_s']:,}", "", f"{result['scalar_msgs_per_step']:.2f}",
+        f"{result['scalar_trades_per_step']:.2f}", "", "1.00x",
+    )
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.vector_env", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batches", type=lambda s: tuple(int(x) for x in s.split(",")), default=None, help="comma-separated batch sizes")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--budget", type=int, default=100_000, help="env steps per vector run (steps = budget / B, 10..300)")
+    p.add_argument("--scalar-steps", type=int, default=5_000, help="steps per scalar env run")
+    p.add_argument("--capacity", type=int, default=32, help="order slots per side of each book")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch.set_num_threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="a smoke run: B = 1, 64; 1 repeat; tiny budgets")
+    p.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    malloc_tuned = tune_malloc()
+    batches = args.batches or (GPU_BATCHES if torch.device(args.device).type == "cuda" else BATCHES)
+    if args.quick:
+        batches, args.repeats, args.budget, args.scalar_steps = args.batches or (1, 64), 1, 640, 300
+    console = Console(stderr=args.json)
+    result = benchmark(batches, args.device, args.repeats, args.budget, args.scalar_steps, args.seed, args.capacity, console)
+    result["malloc_tuned"] = malloc_tuned
+    render(result, console)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

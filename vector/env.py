@@ -1,0 +1,796 @@
+"""Vectorised trading environments on batched torch books (``vector.book``), gymnax style.
+
+``VectorTradingEnv`` is a ``gymnasium.vector.VectorEnv`` of ``B`` copies of
+``exchange/Trading-v0`` (same observation and action spaces), each on its own book, all
+stepped at once by pure functions over batch-first tensors: ``reset_state(params, consts,
+seeds)`` and ``step_state(params, consts, state, action)``, with the static ``EnvParams``
+apart from the ``EnvState`` tensors. ``VectorMultiTradingEnv`` is the same machinery with
+``N`` learners per book (self-play). Nothing in a step loops over books or reads a tensor
+back to the host; the same code runs on ``cpu`` and ``cuda``.
+
+One env step, per book (the order is fixed; every phase covers the whole batch):
+
+1. Cancels, in one compaction of the book (``remove_orders``): the learners' cancel-all,
+   the noise traders' cancels (their random cancels, orders past their age, the oldest at
+   their order cap) and the market maker's stale quote. Removing any set of resting orders
+   gives the same book whatever their order (``tests/test_vector_env.py`` checks this
+   against one ``CANCEL`` per ``vector.book.step``), so one pass replaces up to a dozen
+   book steps.
+2. The learners' orders, one ``vector.book.step`` per learner (a GTC limit priced from the
+   touch after the cancels, as ``TradingEnv``; refused before the book, as the scalar
+   venue's ``RiskLimits``, when it could take the position past ``max_position`` counting
+   the learner's working orders of that side, or at ``max_open_orders``). With several
+   learners the order of their rounds rotates by one each step.
+3. The market maker's quote (one round), then ``noise_rounds`` noise rounds
+   (``vector.background``): one ``vector.book.step`` each, books without a message that
+   round passing ``NONE``.
+4. Accounts from every fill of the step at once (position and int64 cash of every owner:
+   learners, noise traders, maker), the mark (mid, else last trade, else the reference),
+   the reward and the observation, as ``TradingEnv``.
+5. Time limit, then auto-reset by masked select (``AutoresetMode.SAME_STEP``).
+
+Differences from the scalar ``TradingEnv`` (read ``docs/vector_envs.md``): the background is
+``vector.background``'s vectorised approximation of the scripted traders, not the same
+agents; an episode starts from a seeded ladder of resting noise orders (``warm_levels``
+each side of the reference price) instead of a one-second warm-up; there is no self-match
+prevention (a learner can trade with its own resting order; a self-trade leaves its
+position and cash unchanged); the book has ``capacity`` slots per side (an order whose
+remainder would rest on a full side is refused and the book's ``overflow`` flag is set,
+reported in ``info``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+from torch import Tensor
+
+from envs.config import TradingConfig
+from envs.observation import observation_bounds, observation_size
+from exchange.instrument import PRESETS
+from vector import book as vb
+from vector.background import LIGHT, BackgroundParams, below, bits, env_keys, field, uniform_int
+from vector.book import ASK, BID, BookParams, BookState, Commands
+
+_LIMIT, _MARKET = vb._LIMIT, vb._MARKET
+_GTC, _IOC = vb._GTC, vb._IOC
+DTYPE = torch.int64  # accounts, counters, keys and commands
+_ROUND_BITS = 6  # order id = (step << 6) | round: unique per book, and its birth step is id >> 6
+
+
+# ---- parameters and state ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnvParams:
+    """Static parameters of a batch of trading envs (hashable, shared by every env).
+
+    ``config``: the scalar env's ``TradingConfig`` (market preset, action and observation
+    layout, risk limits, reward); its ``background`` must be None (the vector background is
+    ``background``). ``book``: the vector book (``BookParams.from_spec`` of the preset with
+    ``capacity`` slots per side). ``n_learners``: learners per book.
+    """
+
+    config: TradingConfig
+    book: BookParams
+    background: BackgroundParams
+    n_learners: int = 1
+
+    @classmethod
+    def make(
+        cls,
+        config: TradingConfig | None = None,
+        background: BackgroundParams = LIGHT,
+        capacity: int = 32,
+        n_learners: int = 1,
+    ) -> EnvParams:
+        cfg = config if config is not None else TradingConfig()
+        if cfg.background is not None:
+            raise ValueError("the vector envs use vector.background; leave TradingConfig.background None")
+        if cfg.obs_type != "box":
+            raise ValueError("the vector envs have the flat Box observation only (obs_type='box')")
+        if n_learners < 1 or n_learners + background.noise_rounds + 1 >= 1 << _ROUND_BITS:
+            raise ValueError(f"n_learners must be in 1..{(1 << _ROUND_BITS) - 2 - background.noise_rounds}")
+        if 2 * background.warm_levels >= 1 << _ROUND_BITS or background.warm_levels > capacity:
+            raise ValueError("warm_levels too large for the book")
+        spec = PRESETS[cfg.preset](cfg.symbol)
+        return cls(cfg, BookParams.from_spec(spec, capacity), background, n_learners)
+
+    @property
+    def n_owners(self) -> int:
+        """Owners per book: learners ``0..N-1``, noise traders, then the market maker."""
+        return self.n_learners + self.background.n_traders
+
+    @property
+    def noise_owner(self) -> int:
+        return self.n_learners
+
+    @property
+    def mm_owner(self) -> int:
+        return self.n_learners + self.background.n_noise
+
+    @property
+    def n_actions(self) -> int:
+        return 4 if self.config.cancel_all else 3
+
+    def nvec(self) -> list[int]:
+        cfg = self.config
+        return [3, 2 * cfg.max_offset + 1, len(cfg.qty_buckets)] + ([2] if cfg.cancel_all else [])
+
+
+@dataclass(frozen=True)
+class EnvState:
+    """Batch-first state of ``B`` envs.
+
+    ``book``: the books. ``acct``: ``[B, owners, 2]`` int64 (position in lots, cash in
+    price units x lots) of every owner. ``key``: ``[B]`` each env's random key (from its
+    seed). ``episode``, ``t``: ``[B]`` episodes begun since the seed and steps done in this
+    one. ``equity``: ``[B, N]`` float64 each learner's equity at the last mark. ``mid``:
+    ``[B]`` float64 the mark after the last step (price units).
+    """
+
+    book: BookState
+    acct: Tensor
+    key: Tensor
+    episode: Tensor
+    t: Tensor
+    equity: Tensor
+    mid: Tensor
+
+    @property
+    def batch(self) -> int:
+        return self.t.shape[0]
+
+
+class Consts:
+    """Constant tensors of one batch size and device (built once, never allocated in a step)."""
+
+    def __init__(self, p: EnvParams, batch: int, device: torch.device | str) -> None:
+        cfg, bg, bp = p.config, p.background, p.book
+        dev = torch.device(device)
+        self.device, self.batch = dev, batch
+        i64 = dict(dtype=DTYPE, device=dev)
+        self.sdtype = vb.init(bp, 1).qty.dtype  # the book's state dtype
+        self.big = torch.iinfo(self.sdtype).max
+        i32 = dict(dtype=self.sdtype, device=dev)
+        full = lambda v: torch.full((batch,), v, **i64)  # noqa: E731
+        self.limit, self.market, self.gtc, self.ioc = full(_LIMIT), full(_MARKET), full(_GTC), full(_IOC)
+        self.new, self.none = full(vb.NEW), full(vb.NONE)
+        self.no = torch.zeros(batch, dtype=torch.bool, device=dev)
+        self.post = torch.full((batch,), bp.post_only, dtype=torch.bool, device=dev)
+        self.buckets = torch.tensor(cfg.qty_buckets, **i64)
+        self.nvec = torch.tensor(p.nvec(), **i64)
+        self.rounds = torch.arange(1 << _ROUND_BITS, **i64)
+        self.learners = torch.arange(p.n_learners, **i64)
+        self.ref = float(cfg.reference)
+        low, high = observation_bounds(cfg)
+        self.low = torch.as_tensor(low, device=dev)
+        self.high = torch.as_tensor(high, device=dev)
+        self.row_sign = torch.tensor([-1.0, 1.0], dtype=torch.float64, device=dev).view(1, 2, 1)
+        self.is_ask_row = torch.tensor([False, True], device=dev).view(1, 2, 1)
+        self.mm_row_is = torch.tensor([BID, ASK], **i64).view(1, 2)
+        # the ladder an episode starts from: warm_levels noise orders each side, one per tick
+        W, C = bg.warm_levels, bp.capacity
+        price = torch.zeros((1, 2, C), **i32)
+        price[:, ASK] = vb.EMPTY_ASK
+        oid = torch.zeros((1, 2, C), **i32)
+        owner = torch.zeros((1, 2, C), **i32)
+        ref_tick = round(cfg.reference / bp.tick)
+        for k in range(W):
+            price[0, BID, k] = (ref_tick - 1 - k) * bp.tick
+            price[0, ASK, k] = (ref_tick + 1 + k) * bp.tick
+            oid[0, BID, k], oid[0, ASK, k] = 1 + k, 1 + W + k  # step 0, codes 1..2W
+            owner[0, BID, k] = owner[0, ASK, k] = p.noise_owner + k % bg.n_noise
+        self.warm_price, self.warm_oid, self.warm_owner = price, oid, owner
+        self.warm_slots = torch.arange(C, device=dev) < W  # [C]
+        self.warm_mark = float(ref_tick * bp.tick) if W else self.ref
+        self.zeros_tail = torch.zeros((batch, 2, C - W), **i32)
+
+
+def counter(episode: Tensor, t: Tensor) -> Tensor:
+    """The random counter of step ``t`` of ``episode`` (round codes are added to it)."""
+    return ((episode << 24) + t) << _ROUND_BITS
+
+
+# ---- removing orders (one compaction for any number of cancels) --------------------------------
+_EMPTY_PRICE: dict[tuple, Tensor] = {}
+
+
+_SLOTS: dict[tuple, Tensor] = {}
+
+
+def _slots(B: int, R: int, N: int, device: torch.device) -> Tensor:
+    """``[B, R, N]`` slot indices, contiguous (``searchsorted`` wants contiguous values)."""
+    key = (B, R, N, device)
+    t = _SLOTS.get(key)
+    if t is None:
+        t = _SLOTS[key] = torch.arange(N, dtype=DTYPE, device=device).view(1, 1, N).expand(B, R, N).contiguous()
+    return t
+
+
+def _empty_price(device: torch.device, dtype: torch.dtype) -> Tensor:
+    t = _EMPTY_PRICE.get((device, dtype))
+    if t is None:
+        t = _EMPTY_PRICE[(device, dtype)] = torch.tensor([0, vb.EMPTY_ASK], dtype=dtype, device=device).view(1, 2, 1)
+    return t
+
+
+def remove_orders(book: BookState, kill: Tensor) -> BookState:
+    """``book`` without the resting orders where ``kill`` ([B, 2, capacity] bool) is set.
+
+    The same book as cancelling them one ``CANCEL`` at a time with ``vector.book.step`` in
+    any order: the other orders keep their priority order, packed at the front; a row's TOP
+    flag goes with its first order. Fixed cost (a cumsum, a search and four gathers).
+    """
+    price, qty = book.price, book.qty
+    B, R, N = qty.shape
+    keep = (qty > 0) & ~kill
+    csum = keep.to(DTYPE).cumsum(2)
+    slot = _slots(B, R, N, qty.device)
+    src = torch.searchsorted(csum, slot, right=True).clamp_(max=N - 1)  # k-th kept slot
+    live = slot < csum[:, :, N - 1 :]
+    empty_price = _empty_price(qty.device, price.dtype)
+    return BookState(
+        price=torch.where(live, price.gather(2, src), empty_price),
+        qty=torch.where(live, qty.gather(2, src), 0),
+        order_id=torch.where(live, book.order_id.gather(2, src), 0),
+        owner=torch.where(live, book.owner.gather(2, src), 0),
+        top=book.top & ~kill[:, :, 0],
+        last_price=book.last_price,
+        overflow=book.overflow,
+    )
+
+
+# ---- reset ---------------------------------------------------------------------------------------
+def _warm_qty(p: EnvParams, c: Consts, key: Tensor, episode: Tensor) -> Tensor:
+    """``[B, 2, W]`` sizes of the starting ladder (1..10 lots), from the episode's step-0 bits."""
+    W = p.background.warm_levels
+    n_words = (2 * W + 3) // 4
+    ctr = counter(episode, torch.zeros_like(episode))
+    words = bits(key[:, None], ctr[:, None] + (1 << _ROUND_BITS) - 1 - c.rounds[:n_words])  # [B, n_words]
+    draws = torch.stack([uniform_int(words, 16 * i, 1, 10) for i in range(4)], 2).flatten(1)[:, : 2 * W]
+    return draws.view(key.shape[0], 2, W).to(c.sdtype)
+
+
+def _warm_book(p: EnvParams, c: Consts, key: Tensor, episode: Tensor) -> BookState:
+    """The book every episode starts from, with this episode's sizes."""
+    B = key.shape[0]
+    qty = torch.cat([_warm_qty(p, c, key, episode), c.zeros_tail], 2)
+    return BookState(
+        price=c.warm_price.expand(B, -1, -1),
+        qty=qty,
+        order_id=c.warm_oid.expand(B, -1, -1),
+        owner=c.warm_owner.expand(B, -1, -1),
+        top=torch.zeros((B, 2), dtype=torch.bool, device=c.device),
+        last_price=torch.zeros(B, dtype=c.sdtype, device=c.device),
+        overflow=torch.zeros(B, dtype=torch.bool, device=c.device),
+    )
+
+
+def reset_state(p: EnvParams, c: Consts, seeds: Tensor) -> tuple[EnvState, Tensor]:
+    """Fresh envs from ``[B]`` integer seeds: ``(state, observation [B, N, obs])``."""
+    key = env_keys(seeds.to(c.device))
+    episode = torch.zeros_like(key)
+    return _begin(p, c, key, episode)
+
+
+def _begin(p: EnvParams, c: Consts, key: Tensor, episode: Tensor) -> tuple[EnvState, Tensor]:
+    B, N, O = key.shape[0], p.n_learners, p.n_owners
+    cash0 = p.config.starting_cash
+    acct = torch.zeros((B, O, 2), dtype=DTYPE, device=c.device)
+    acct[:, :, 1] = cash0
+    book = _warm_book(p, c, key, episode)
+    state = EnvState(
+        book=BookState(*(getattr(book, f.name).contiguous() for f in fields(book))),
+        acct=acct,
+        key=key,
+        episode=episode,
+        t=torch.zeros_like(key),
+        equity=torch.full((B, N), float(cash0), dtype=torch.float64, device=c.device),
+        mid=torch.full((B,), c.warm_mark, dtype=torch.float64, device=c.device),
+    )
+    zeros = torch.zeros(B, dtype=DTYPE, device=c.device)
+    mark = _mark(state.book, c)
+    obs = observe(p, c, state.book, mark, state.mid, zeros, acct, state.t, _open_counts(state.book, O)[:, :N])
+    return state, obs
+
+
+# ---- the step ------------------------------------------------------------------------------------
+def _mark(book: BookState, c: Consts) -> Tensor:
+    """The venue's mark in price units (float64): mid, else last trade, else the reference."""
+    hb, ha = book.qty[:, BID, 0] > 0, book.qty[:, ASK, 0] > 0
+    mid = (book.price[:, BID, 0] + book.price[:, ASK, 0]).double() * 0.5
+    last = book.last_price
+    return torch.where(hb & ha, mid, torch.where(last > 0, last.double(), c.ref))
+
+
+def _open_counts(book: BookState, n_owners: int) -> Tensor:
+    """``[B, owners]`` resting orders of each owner."""
+    B = book.qty.shape[0]
+    alive = (book.qty > 0).to(DTYPE).reshape(B, -1)
+    return torch.zeros((B, n_owners), dtype=DTYPE, device=alive.device).scatter_add_(1, book.owner.reshape(B, -1).long(), alive)
+
+
+def observe(
+    p: EnvParams, c: Consts, book: BookState, mark: Tensor, mid_prev: Tensor, flow: Tensor, acct: Tensor, t: Tensor, open_orders: Tensor
+) -> Tensor:
+    """``[B, N, 4L + 8]`` float32 observations, the layout of ``envs.observation``, clipped."""
+    cfg, tick = p.config, p.book.tick
+    B, N, L, D = book.qty.shape[0], p.n_learners, cfg.depth, cfg.max_ticks
+    lp, lq, _ = vb.levels(book, L)
+    present = lq > 0
+    dist = torch.where(present, (lp - mark.view(B, 1, 1)) * c.row_sign / tick, D)
+    lv = torch.stack([dist, lq.double() / cfg.size_scale], 3).view(B, 4 * L)
+    bq, aq = lq[:, BID, 0].double(), lq[:, ASK, 0].double()
+    both = (bq > 0) & (aq > 0)
+    spread = torch.where(both, (lp[:, ASK, 0] - lp[:, BID, 0]) / tick, D)
+    tot = bq + aq
+    imbalance = torch.where(tot > 0, (bq - aq) / tot.clamp(min=1.0), 0.0)
+    market = torch.stack([spread, (mark - mid_prev) / tick, flow.double() / cfg.size_scale, imbalance], 1)
+    pos, cash = acct[:, :N, 0], acct[:, :N, 1]
+    equity = cash + pos * mark.view(B, 1)
+    agent = torch.stack(
+        [
+            pos.double() / cfg.max_position,
+            (equity - cfg.starting_cash) / tick / cfg.reward_scale,
+            open_orders.double() / cfg.max_open_orders,
+            (1.0 - t.double() / cfg.horizon_steps).clamp(min=0.0).view(B, 1).expand(B, N),
+        ],
+        2,
+    )
+    shared = torch.cat([lv, market], 1).view(B, 1, 4 * L + 4).expand(B, N, 4 * L + 4)
+    obs = torch.cat([shared, agent], 2).float()
+    return torch.maximum(torch.minimum(obs, c.high), c.low)
+
+
+def decode_actions(p: EnvParams, c: Consts, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(side, offset, qty, cancel_all)`` ``[B, N]`` from ``[B, N, n]`` actions of either variant."""
+    if p.config.action_type == "box":
+        idx = ((action.double() + 1.0) * 0.5 * c.nvec).floor().to(DTYPE)
+        action = torch.minimum(idx.clamp(min=0), c.nvec - 1)
+    else:
+        action = action.to(DTYPE)
+    side = action[..., 0] - 1
+    offset = action[..., 1] - p.config.max_offset
+    qty = c.buckets[action[..., 2]]
+    cancel = action[..., 3] == 1 if p.config.cancel_all else torch.zeros_like(side, dtype=torch.bool)
+    return side, offset, qty, cancel
+
+
+def step_state(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> tuple[EnvState, Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    """One step of every env: ``(state, obs, reward, truncated, info)``.
+
+    ``action``: ``[B, N, n]``. ``obs``: ``[B, N, obs]``, the reset observation where the
+    episode ended (its last observation is ``info["final_obs"]``); ``reward``: ``[B, N]``
+    float32; ``truncated``: ``[B]`` bool. ``info``: ``[B]`` tensors ``messages`` (commands
+    every participant sent this step, a learner's cancel-all counted once), ``trades``
+    (fills), ``rejected`` (``[B, N]`` learner orders refused by the risk limits),
+    ``overflow`` (the book's sticky overflow flag), and ``final_obs`` with ``_final_obs``.
+    """
+    cfg, bg, bp = p.config, p.background, p.book
+    book = s.book
+    B, _, C = book.qty.shape
+    N, O, tick = p.n_learners, p.n_owners, bp.tick
+    dev = c.device
+    t = s.t + 1
+    price, qty, oid, owner = book.price, book.qty, book.order_id, book.owner
+    alive = qty > 0
+    pos = s.acct[:, :, 0]
+    # per (row, owner), before the step: open lots, orders, and the sums of their prices and ids
+    # (exact for the maker, which keeps at most one order a side; owner 0's sums also count
+    # the empty slots and are not used)
+    per_row = torch.zeros((4, B, 2, O), dtype=DTYPE, device=dev)
+    idx = owner.long()
+    for k, f in enumerate((qty, alive, price, oid) if bg.market_maker else (qty, alive)):
+        per_row[k].scatter_add_(2, idx, f.long())
+    open_qty, open_cnt = per_row[0], per_row[1]
+    side, offset, lqty, cancel = decode_actions(p, c, action)
+    ctr = counter(s.episode, t)
+    l_open = open_cnt[:, :, :N].sum(1)  # [B, N]
+    messages = (cancel & (l_open > 0)).sum(1)  # a learner's cancel-all is one message
+
+    # ---- 1. cancels: one compaction ---------------------------------------------------------------
+    # per owner: cancel its orders with an id below lo (all of them: BIG; the noise traders':
+    # those born more than max_age_steps ago) and the one with id kid
+    lo = torch.zeros((B, O), dtype=DTYPE, device=dev)
+    kid = torch.full((B, O), -1, dtype=DTYPE, device=dev)
+    lo[:, :N] = torch.where(cancel, c.big, 0)
+    R = bg.noise_rounds
+    noise_bits = bits(s.key[:, None], ctr[:, None] + N + 1 + c.rounds[:R]) if R else None
+    nlo, nhi = p.noise_owner, p.noise_owner + bg.n_noise
+    if R:
+        oldest = torch.full((B, 2, O), c.big, dtype=oid.dtype, device=dev)
+        oldest.scatter_reduce_(2, owner.long(), torch.where(alive, oid, c.big), "amin")
+        oldest = oldest.amin(1)  # [B, O]
+        cap = open_cnt[:, :, nlo:nhi].sum(1) >= bg.max_open_orders  # [B, n_noise]
+        arrive = below(noise_bits, 0, bg.p_arrival)
+        u_type = field(noise_bits, 16, 16)
+        p_c = int(round(bg.p_cancel * 65536))
+        wants_cancel = arrive & (u_type < p_c)
+        for r in range(R):
+            cap[:, r % bg.n_noise] |= wants_cancel[:, r]
+        kid[:, nlo:nhi] = torch.where(cap, oldest[:, nlo:nhi], -1)
+        lo[:, nlo:nhi] = ((t - bg.max_age_steps) << _ROUND_BITS).view(B, 1)
+    if bg.market_maker:
+        mm = p.mm_owner
+        q_row, q_price, q_qty, q_valid = _mm_quote(p, c, book, pos[:, mm], t)
+        cur = per_row[:, :, :, mm].gather(2, q_row.view(1, B, 1).expand(4, B, 1)).squeeze(2)  # [4, B] on the quote's row
+        has = cur[1] > 0
+        stale = has & (~q_valid | (cur[2] != q_price) | (cur[0] > q_qty))
+        kid[:, mm] = torch.where(stale, cur[3], -1)
+        mm_place = q_valid & (~has | stale)
+        messages = messages + mm_place
+    flat_owner = owner.reshape(B, 2 * C).long()
+    kill = (oid < lo.gather(1, flat_owner).view(B, 2, C)) | (oid == kid.gather(1, flat_owner).view(B, 2, C))
+    kill &= alive
+    messages = messages + kill.sum((1, 2)) - (l_open * cancel).sum(1)  # every background cancel
+    book = remove_orders(book, kill)
+
+    # ---- 2. the learners' orders ------------------------------------------------------------------
+    hb, ha = book.qty[:, BID, 0] > 0, book.qty[:, ASK, 0] > 0
+    bid0, ask0 = book.price[:, BID, 0], book.price[:, ASK, 0]
+    mark = torch.where(hb & ha, (bid0 + ask0).double() * 0.5, torch.where(book.last_price > 0, book.last_price.double(), c.ref))
+    fallback = (torch.round(mark / tick).to(DTYPE) * tick).clamp(min=tick)
+    buy = side > 0
+    touch = torch.where(buy, ask0.view(B, 1), bid0.view(B, 1))
+    shows = torch.where(buy, ha.view(B, 1), hb.view(B, 1))
+    l_price = (torch.where(shows, touch, fallback.view(B, 1)) + side * offset * tick).clamp(min=tick)
+    pending = torch.where(buy, open_qty[:, BID, :N], open_qty[:, ASK, :N]) * ~cancel
+    working = open_cnt[:, :, :N].sum(1) * ~cancel
+    allowed = ((pos[:, :N] + side * (pending + lqty)).abs() <= cfg.max_position) & (working < cfg.max_open_orders)
+    sends = side != 0
+    rejected = sends & ~allowed
+    l_kind = torch.where(sends & allowed, vb.NEW, vb.NONE)
+    l_side = torch.where(buy, 1, -1)
+    messages = messages + sends.sum(1)
+    outs: list[tuple[vb.StepOut, Tensor, Tensor]] = []  # (out, taker, side)
+    for r in range(N):
+        if N == 1:
+            i = c.learners[:1].expand(B)
+            pick = lambda v: v[:, 0]  # noqa: E731
+        else:
+            i = (c.learners[r] + s.t) % N
+            pick = lambda v: v.gather(1, i.view(B, 1)).squeeze(1)  # noqa: E731
+        cmd = Commands(
+            kind=pick(l_kind), order_id=(t << _ROUND_BITS) + r, trader=i, side=pick(l_side), qty=pick(lqty),
+            price=pick(l_price), type=c.limit, tif=c.gtc, post_only=c.no,
+        )
+        book, out = vb.step(book, bp, cmd)
+        outs.append((out, cmd.trader, cmd.side))
+
+    # ---- 3. background rounds ---------------------------------------------------------------------
+    if bg.market_maker:
+        cmd = Commands(
+            kind=torch.where(mm_place, vb.NEW, vb.NONE), order_id=(t << _ROUND_BITS) + N, trader=c.none + p.mm_owner,
+            side=1 - 2 * q_row, qty=q_qty, price=q_price, type=c.limit, tif=c.gtc, post_only=c.post,
+        )
+        book, out = vb.step(book, bp, cmd)
+        outs.append((out, cmd.trader, cmd.side))
+    for r in range(R):
+        nb = noise_bits[:, r]
+        trader = nlo + r % bg.n_noise
+        is_market = (u_type[:, r] >= p_c) & (u_type[:, r] < int(round((bg.p_cancel + bg.p_market) * 65536)))
+        n_side = 1 - 2 * field(nb, 63, 1)
+        n_qty = uniform_int(nb, 32, bg.min_qty, bg.max_qty)
+        off = uniform_int(nb, 48, 0, bg.depth_ticks, 15)
+        hb, ha = book.qty[:, BID, 0] > 0, book.qty[:, ASK, 0] > 0
+        bid0, ask0 = book.price[:, BID, 0], book.price[:, ASK, 0]
+        ref = torch.where(
+            hb & ha,
+            (bid0 + ask0).double() * 0.5,
+            torch.where(book.last_price > 0, book.last_price.double(), torch.where(hb, bid0.double(), torch.where(ha, ask0.double(), c.ref))),
+        )
+        x = ref / tick - (n_side * off).double()
+        n_price = torch.where(n_side > 0, x.floor(), x.ceil()).to(DTYPE) * tick
+        n_buy = n_side > 0
+        opp_shows = torch.where(n_buy, ha, hb)
+        go = arrive[:, r] & ~wants_cancel[:, r] & (~is_market | opp_shows)
+        n_pending = torch.where(n_buy, open_qty[:, BID, trader], open_qty[:, ASK, trader])
+        ok = (pos[:, trader] + n_side * (n_pending + n_qty)).abs() <= cfg.max_position
+        messages = messages + go
+        cmd = Commands(
+            kind=torch.where(go & ok, vb.NEW, vb.NONE), order_id=(t << _ROUND_BITS) + N + 1 + r, trader=c.none + trader,
+            side=n_side, qty=n_qty, price=n_price, type=torch.where(is_market, c.market, c.limit),
+            tif=torch.where(is_market, c.ioc, c.gtc), post_only=c.no,
+        )
+        book, out = vb.step(book, bp, cmd)
+        outs.append((out, cmd.trader, cmd.side))
+
+    # ---- 4. accounts, reward, observation ---------------------------------------------------------
+    acct, flow, trades = apply_fills(s.acct, outs)
+    mark = _mark(book, c)
+    pos_l, cash_l = acct[:, :N, 0], acct[:, :N, 1]
+    equity = cash_l + pos_l * mark.view(B, 1)
+    money = (equity - s.equity) / tick
+    cost = cfg.inventory_penalty * pos_l.abs()
+    done = t >= cfg.horizon_steps
+    if cfg.liquidation_cost:
+        hb, ha = book.qty[:, BID, 0] > 0, book.qty[:, ASK, 0] > 0
+        half = torch.where(hb & ha, (book.price[:, ASK, 0] - book.price[:, BID, 0]) / (2.0 * tick), cfg.max_ticks / 2)
+        cost = cost + torch.where(done, half, 0.0).view(B, 1) * pos_l.abs()
+    reward = ((money - cost) / cfg.reward_scale).float()
+    open_l = _open_counts(book, O)[:, :N]
+    final_obs = observe(p, c, book, mark, s.mid, flow, acct, t, open_l)
+    info = {"messages": messages, "trades": trades, "rejected": rejected, "overflow": book.overflow, "final_obs": final_obs, "_final_obs": done}
+
+    # ---- 5. auto-reset by masked select -------------------------------------------------------------
+    episode = s.episode + done
+    warm = _warm_book(p, c, s.key, episode)
+    d3 = done.view(B, 1, 1)
+    book = BookState(
+        price=torch.where(d3, warm.price, book.price),
+        qty=torch.where(d3, warm.qty, book.qty),
+        order_id=torch.where(d3, warm.order_id, book.order_id),
+        owner=torch.where(d3, warm.owner, book.owner),
+        top=book.top & ~done.view(B, 1),
+        last_price=torch.where(done, 0, book.last_price),
+        overflow=book.overflow & ~done,
+    )
+    acct = torch.where(d3, _fresh_acct(p, c, B), acct)
+    cash0 = float(cfg.starting_cash)
+    new = EnvState(
+        book=book,
+        acct=acct,
+        key=s.key,
+        episode=episode,
+        t=torch.where(done, 0, t),
+        equity=torch.where(done.view(B, 1), cash0, equity),
+        mid=torch.where(done, c.warm_mark, mark),
+    )
+    obs = torch.where(done.view(B, 1, 1), _warm_obs(p, c, warm, B), final_obs)
+    return new, obs, reward, done, info
+
+
+def _fresh_acct(p: EnvParams, c: Consts, B: int) -> Tensor:
+    acct = torch.zeros((1, p.n_owners, 2), dtype=DTYPE, device=c.device)
+    acct[:, :, 1] = p.config.starting_cash
+    return acct
+
+
+def _warm_obs(p: EnvParams, c: Consts, warm: BookState, B: int) -> Tensor:
+    """The first observation of an episode starting from ``warm`` (no levels scan: one order per level)."""
+    cfg, tick = p.config, p.book.tick
+    L, W, D, N = cfg.depth, p.background.warm_levels, cfg.max_ticks, p.n_learners
+    ref = c.warm_mark
+    k = min(L, W)
+    lq = warm.qty[:, :, :k]
+    lp = warm.price[:, :, :k]
+    dist = (lp - ref) * c.row_sign / tick
+    lv = torch.stack([dist, lq.double() / cfg.size_scale], 3)
+    if L > k:
+        pad = torch.tensor([D, 0.0], dtype=torch.float64, device=c.device).expand(B, 2, L - k, 2)
+        lv = torch.cat([lv, pad], 2)
+    lv = lv.reshape(B, 4 * L)
+    if W:
+        bq, aq = lq[:, BID, 0].double(), lq[:, ASK, 0].double()
+        spread = torch.full((B,), 2.0, dtype=torch.float64, device=c.device)  # one tick each side of the reference
+        imbalance = (bq - aq) / (bq + aq)
+    else:
+        spread = torch.full((B,), D, dtype=torch.float64, device=c.device)
+        imbalance = torch.zeros(B, dtype=torch.float64, device=c.device)
+    zero = torch.zeros(B, dtype=torch.float64, device=c.device)
+    shared = torch.cat([lv, torch.stack([spread, zero, zero, imbalance], 1)], 1)
+    agent = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64, device=c.device).expand(B, N, 4)
+    obs = torch.cat([shared.view(B, 1, -1).expand(B, N, -1), agent], 2).float()
+    return torch.maximum(torch.minimum(obs, c.high), c.low)
+
+
+def apply_fills(acct: Tensor, outs: list[tuple[vb.StepOut, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+    """Every fill of the step's book steps applied to ``acct`` ([B, owners, 2]).
+
+    A fill of ``q`` lots at ``p`` moves ``side * q`` lots and ``-side * q * p`` cash to the
+    taker (the command's trader and side) and the opposite to the maker. Returns ``(acct,
+    flow, trades)``: the signed traded lots (buyer-initiated positive) and fill count ``[B]``.
+    Reads only the taker's opposite row (``StepOut.fill_qty`` and friends, ``[B, capacity]``).
+    """
+    B, O, _ = acct.shape
+    maker = torch.zeros((B, O, 2), dtype=DTYPE, device=acct.device)  # maker lots and notional, signed by side
+    taker = torch.zeros((B, O, 2), dtype=DTYPE, device=acct.device)
+    flow = torch.zeros(B, dtype=DTYPE, device=acct.device)
+    trades = torch.zeros(B, dtype=DTYPE, device=acct.device)
+    for out, trader, side in outs:
+        fq = out.fill_qty.long()
+        money = fq * out.fill_price.long()
+        who = out.fill_maker_owner.long()
+        lots, notional = fq.sum(1), money.sum(1)
+        sd = side.view(B, 1)
+        maker[:, :, 0].scatter_add_(1, who, fq * sd)
+        maker[:, :, 1].scatter_add_(1, who, money * sd)
+        taker.scatter_add_(1, trader.view(B, 1, 1).expand(B, 1, 2), torch.stack([lots * side, notional * side], 1).view(B, 1, 2))
+        flow = flow + lots * side
+        trades = trades + (fq > 0).sum(1)
+    delta = taker - maker  # the taker gains side x lots and pays side x notional; the makers the opposite
+    delta[:, :, 1] = -delta[:, :, 1]
+    return acct + delta, flow, trades
+
+
+def _mm_quote(p: EnvParams, c: Consts, book: BookState, inventory: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The maker's wanted quote this step: ``(row, price, qty, valid)`` ``[B]`` (bid on odd steps)."""
+    bg, tick = p.background, p.book.tick
+    B = inventory.shape[0]
+    others = (book.qty > 0) & (book.owner != p.mm_owner)
+    first = others.to(torch.uint8).argmax(2, keepdim=True)  # [B, 2, 1]
+    shows = others.gather(2, first).squeeze(2)  # [B, 2]
+    best = book.price.gather(2, first).squeeze(2)
+    bb, ba = best[:, BID], best[:, ASK]
+    hb, ha = shows[:, BID], shows[:, ASK]
+    last = book.last_price
+    s = torch.where(
+        hb & ha,
+        (bb + ba).double() * 0.5,
+        torch.where(last > 0, last.double(), torch.where(hb, bb.double(), torch.where(ha, ba.double(), c.ref))),
+    ) / tick
+    r = s - inventory.double() * bg.skew
+    bid_t = (r - bg.spread / 2 + 1e-9).floor().to(DTYPE)
+    ask_t = (r + bg.spread / 2 - 1e-9).ceil().to(DTYPE)
+    if bg.min_spread_ticks > 1:
+        short = (bg.min_spread_ticks - (ask_t - bid_t)).clamp(min=0)
+        odd = short % 2
+        bid_t = bid_t - short // 2 - torch.where(inventory >= 0, odd, 0)
+        ask_t = ask_t + short // 2 + torch.where(inventory < 0, odd, 0)
+    bid_t = torch.where(ha, torch.minimum(bid_t, ba // tick - 1), bid_t)
+    ask_t = torch.where(hb, torch.maximum(ask_t, bb // tick + 1), ask_t).clamp(min=1)
+    is_bid = (t % 2) == 1
+    row = torch.where(is_bid, BID, ASK)
+    quote = torch.where(is_bid, bid_t, ask_t)
+    qty = torch.where(is_bid, bg.max_inventory - inventory, bg.max_inventory + inventory).clamp(max=bg.quote_qty)
+    valid = (qty > 0) & (quote >= 1)
+    return row, quote * tick, qty.clamp(min=0), valid
+
+
+# ---- gymnasium -------------------------------------------------------------------------------------
+class VectorTradingEnv(gymnasium.vector.VectorEnv):
+    """``B`` copies of ``exchange/Trading-v0`` on batched torch books, stepped as one.
+
+    ## Description
+
+    Each env is one book of ``TradingEnv``'s market (preset ``nyse`` or ``cme``) with one
+    learning agent (owner 0) and ``vector.background``'s batched noise traders and market
+    maker. Steps follow ``vector.env``'s module docstring; nothing leaves the device.
+
+    ## Action Space
+
+    ``single_action_space`` is ``TradingEnv``'s: ``MultiDiscrete([3, 2 * max_offset + 1,
+    len(qty_buckets), 2])`` (side 0 sell / 1 none / 2 buy, price offset from the touch, size
+    bucket, cancel all first), or its ``Box`` variant with ``action_type="box"``.
+    ``action_space`` is ``batch_space`` of it. ``step`` takes a ``[B, n]`` tensor (or array).
+
+    ## Observation Space
+
+    ``single_observation_space`` is ``TradingEnv``'s ``Box`` (bounds from
+    ``envs.observation.observation_bounds``); observations are ``[B, 4 * depth + 8]``
+    ``float32`` tensors on ``device``, every feature as ``envs.observation`` and clipped.
+
+    ## Rewards
+
+    As ``TradingEnv``: the change of the learner's equity (cash plus position at the mark)
+    in ticks x lots, minus ``inventory_penalty * |inventory|``, minus half the spread times
+    ``|inventory|`` on the last step with ``liquidation_cost``, over ``reward_scale``;
+    ``[B]`` ``float32``.
+
+    ## Episode End
+
+    Never terminates; truncated after ``horizon_steps`` (1000) steps. Auto-reset is
+    ``AutoresetMode.SAME_STEP`` (``metadata["autoreset_mode"]``): the step that truncates
+    returns the next episode's first observation, the last one in ``info["final_obs"]``
+    (all envs; ``info["_final_obs"]`` marks those that ended).
+
+    ## Arguments
+
+    ``VectorTradingEnv(num_envs, config=None, background=LIGHT, capacity=32,
+    device="cpu", **overrides)``: ``config`` a ``TradingConfig`` whose fields
+    ``overrides`` replace; ``background`` a ``vector.background.BackgroundParams``;
+    ``capacity`` order slots per side of each book. ``reset(seed=s)`` seeds env ``i`` with
+    ``s + i``: an env's trajectory depends only on its own seed and actions.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    n_learners = 1
+
+    def __init__(
+        self,
+        num_envs: int,
+        config: TradingConfig | None = None,
+        background: BackgroundParams = LIGHT,
+        capacity: int = 32,
+        device: torch.device | str = "cpu",
+        **overrides: Any,
+    ) -> None:
+        cfg = config if config is not None else TradingConfig()
+        if overrides:
+            cfg = replace(cfg, **overrides)
+        self.params = EnvParams.make(cfg, background, capacity, self.n_learners)
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.consts = Consts(self.params, num_envs, self.device)
+        self.config = cfg
+        low, high = observation_bounds(cfg)
+        nvec = self.params.nvec()
+        if cfg.action_type == "box":
+            one_action: spaces.Space = spaces.Box(-1.0, 1.0, shape=(len(nvec),), dtype=np.float32)
+        else:
+            one_action = spaces.MultiDiscrete(nvec)
+        one_obs = spaces.Box(low, high, dtype=np.float32)
+        self.single_observation_space, self.single_action_space = self._agent_spaces(one_obs, one_action)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.state: EnvState | None = None
+        self._seed: int | None = None
+        assert observation_size(cfg) == one_obs.shape[0]
+
+    def _agent_spaces(self, obs: spaces.Box, action: spaces.Space) -> tuple[spaces.Space, spaces.Space]:
+        return obs, action
+
+    def _out(self, x: Tensor) -> Tensor:
+        return x[:, 0]  # one learner: [B, 1, ...] -> [B, ...]
+
+    def _in(self, action: Tensor) -> Tensor:
+        return action.unsqueeze(1)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None) -> tuple[Tensor, dict[str, Any]]:
+        """Reset every env: with ``seed``, env ``i`` gets seed ``seed + i`` (or ``seed[i]``);
+        without, each env starts its next episode with its own key."""
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        p, c = self.params, self.consts
+        if seed is None and self.state is not None:
+            self.state, obs = _begin(p, c, self.state.key, self.state.episode + 1)
+        else:
+            if seed is None:
+                seed = int(self.np_random.integers(2**62))
+            seeds = torch.as_tensor(seed if isinstance(seed, list) else [seed + i for i in range(self.num_envs)], dtype=DTYPE)
+            if seeds.shape != (self.num_envs,):
+                raise ValueError(f"need one seed per env ({self.num_envs}), got {seeds.shape}")
+            self.state, obs = reset_state(p, c, seeds.to(self.device))
+        return self._out(obs), {}
+
+    def step(self, actions: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        if self.state is None:
+            raise gymnasium.error.ResetNeeded("call reset() before step()")
+        a = torch.as_tensor(actions, device=self.device)
+        self.state, obs, reward, done, info = step_state(self.params, self.consts, self.state, self._in(a))
+        info["final_obs"] = self._out(info["final_obs"])
+        info["rejected"] = self._out(info["rejected"])
+        return self._out(obs), self._out(reward), torch.zeros_like(done), done, info
+
+
+class VectorMultiTradingEnv(VectorTradingEnv):
+    """``B`` books with ``N`` learners each (self-play): ``VectorTradingEnv``'s machinery.
+
+    Learner ``i`` of a book is owner ``i``; the learners' orders enter one
+    ``vector.book.step`` each, after the step's cancels, in an order that rotates by one
+    every step (learner ``(r + t) % N`` has round ``r`` at step ``t``); each is priced from
+    the touch as the book stands after the cancels (all learners decide on the same view).
+    ``single_observation_space`` is ``Box`` ``(N, 4 * depth + 8)`` (each row the scalar
+    layout for one learner), ``single_action_space`` ``MultiDiscrete`` ``(N, n)``; batched,
+    observations are ``[B, N, obs]``, actions ``[B, N, n]`` and rewards ``[B, N]``;
+    truncation and auto-reset are per book (``[B]``). Arguments as ``VectorTradingEnv``
+    plus ``n_agents``.
+    """
+
+    def __init__(self, num_envs: int, n_agents: int = 2, **kwargs: Any) -> None:
+        self.n_learners = n_agents
+        super().__init__(num_envs, **kwargs)
+
+    def _agent_spaces(self, obs: spaces.Box, action: spaces.Space) -> tuple[spaces.Space, spaces.Space]:
+        N = self.n_learners
+        many_obs = spaces.Box(np.tile(obs.low, (N, 1)), np.tile(obs.high, (N, 1)), dtype=np.float32)
+        if isinstance(action, spaces.MultiDiscrete):
+            many_action: spaces.Space = spaces.MultiDiscrete(np.tile(action.nvec, (N, 1)))
+        else:
+            many_action = spaces.Box(-1.0, 1.0, shape=(N,) + action.shape, dtype=np.float32)
+        return many_obs, many_action
+
+    def _out(self, x: Tensor) -> Tensor:
+        return x
+
+    def _in(self, action: Tensor) -> Tensor:
+        return action
