@@ -93,14 +93,20 @@ def trade(
     if cancel_all and idx[3] and orders.orders:
         ctx.submit(symbol, MassCancel(trader))
     side = idx[0] - 1
-    if not side:
-        return
+    if side:
+        order_at_offset(ctx, symbol, trader, orders, side, idx[1] - max_offset, qty_buckets[idx[2]], tick=tick, fallback=fallback)
+
+
+def order_at_offset(
+    ctx: Context, symbol: str, trader: int, orders: OrderTracker, side: int, offset: int, qty: int, *, tick: int, fallback: int
+) -> None:
+    """A GTC limit ``offset`` ticks through the touch it would trade with (``fallback`` for
+    an empty touch; never below one tick)."""
     book = ctx.book(symbol)
     touch = (book.asks if side == 1 else book.bids).best
     if touch is None:
         touch = fallback
-    price = max(tick, touch + side * (idx[1] - max_offset) * tick)
-    new_order(ctx, symbol, trader, orders, side, qty_buckets[idx[2]], price)
+    new_order(ctx, symbol, trader, orders, side, qty, max(tick, touch + side * offset * tick))
 
 
 def quote(

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from envs import actions
 from envs.trading import LEARNER, TradingEnv
 from exchange.commands import MassCancel, NewOrder
 from exchange.enums import OrderType, TimeInForce
@@ -111,7 +112,10 @@ class ExecutionEnv(TradingEnv):
             unassigned = self.remaining() - orders.open_qty(side)
         qty = min(cfg.qty_buckets[idx[2]], unassigned)
         if idx[0] and qty > 0:
-            self._order_at_offset(ctx, side, idx[1] - cfg.max_offset, qty)
+            actions.order_at_offset(
+                ctx, cfg.symbol, LEARNER, orders, side, idx[1] - cfg.max_offset, qty,
+                tick=self.tick, fallback=self._fallback_price(),
+            )
 
     def _arrival_equity(self) -> float:
         return self.account.equity({self.config.symbol: self.arrival})

@@ -56,12 +56,6 @@ def observation_space(config: TradingConfig) -> spaces.Box:
     return spaces.Box(low, high, dtype=np.float32)
 
 
-def book_features(book: OrderBook, mid: float, tick: int, config: TradingConfig, out: np.ndarray) -> None:
-    """Write the ``4L`` level features and the spread into ``out[: 4L + 1]``."""
-    bids, asks = book_levels(book, config.depth)
-    out[: 4 * config.depth + 1] = level_features(bids, asks, mid, tick, config)
-
-
 def book_levels(book: OrderBook, depth: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """The best ``depth`` (price, displayed qty) levels of each side, best first."""
     return top_levels(book.bids.levels, depth, True), top_levels(book.asks.levels, depth, False)
@@ -139,13 +133,6 @@ def to_observation(values: list[float], low: np.ndarray, high: np.ndarray) -> np
     np.minimum(obs, high, out=obs)
     np.maximum(obs, low, out=obs)
     return obs
-
-
-def imbalance(book: OrderBook) -> float:
-    """Top-of-book imbalance in [-1, 1]; 0 when both sides are empty."""
-    _, bq, _, aq = book.l1()
-    total = bq + aq
-    return (bq - aq) / total if total else 0.0
 
 
 #: The ``Dict`` variant: the flat vector's features under names, as slices of it.

@@ -200,16 +200,6 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             cancel_all=cfg.cancel_all, fallback=self._fallback_price(),
         )
 
-    def _order_at_offset(self, ctx: Context, side: int, offset: int, qty: int) -> None:
-        """A limit order ``offset`` ticks through the touch it would trade with."""
-        book = ctx.book(self.config.symbol)
-        touch = (book.asks if side == 1 else book.bids).best
-        if touch is None:
-            touch = self._fallback_price()
-        assert self.learner is not None
-        price = max(self.tick, touch + side * offset * self.tick)
-        actions.new_order(ctx, self.config.symbol, LEARNER, self.learner.orders, side, qty, price)
-
     def _fallback_price(self) -> int:
         """The mark (else ``reference_price``) rounded to the tick: the touch of an empty side."""
         return actions.fallback_price(self._mark(), self.tick)

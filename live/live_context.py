@@ -341,20 +341,6 @@ class OrderWire:
         return list(out.items())
 
 
-class _LiveSim:
-    """``ctx.sim`` for agents that read the clock there (``ctx.sim.now``); there is no
-    simulator, so anything else (``ctx.sim.exchange``...) is an ``AttributeError``."""
-
-    __slots__ = ("_clock",)
-
-    def __init__(self, clock: Callable[[], int]) -> None:
-        self._clock = clock
-
-    @property
-    def now(self) -> int:
-        return self._clock()
-
-
 # ---- the agent's Context ----------------------------------------------------------------------------
 class LiveContext:
     """An ``exchange.sim.Context`` look-alike for an agent on the live exchange (module doc).
@@ -372,7 +358,6 @@ class LiveContext:
         self.latency_rng = random.Random(rng.random())
         self.books = books
         self._clock, self._call_later, self._send = clock, call_later, send
-        self.sim = _LiveSim(clock)  # agents.base reads ctx.sim.now on its hot path
         self._next_id = itertools.count(1)
         self.wakeups_pending = 0
 
