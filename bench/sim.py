@@ -18,6 +18,9 @@ Measured in the same process, on the same orders:
   same seed), replayed through a fresh ``MatchingEngine.submit_many`` in chunks;
 - ``overhead_ratio`` = sim time per order / engine time per order (target <= 1.5: the
   scheduler and agent dispatch add at most 50% to the engine's own cost);
+- ``engine_submit_us_per_order`` (beside, not instead of, the batch figure): the same
+  commands through ``MatchingEngine.submit``, one call per order, as the venue sends them;
+  the difference to ``engine`` is the engine's own per-call cost;
 - ``dispatch_overhead_ratio``: the same orders sent at the same times by agents that
   decide nothing (each replays its recorded script), so the simulator's own cost (heap,
   callbacks, delivery, accounts) is measured without the noise traders' decisions.
@@ -186,6 +189,16 @@ def time_engine(commands: list) -> float:
     return CLOCKS[_clock]() - t0
 
 
+def time_engine_calls(commands: list) -> float:
+    """The commands through ``MatchingEngine.submit``, one call each (the venue's way)."""
+    engine = MatchingEngine(nyse(SYMBOL))
+    submit = engine.submit
+    t0 = CLOCKS[_clock]()
+    for command in commands:
+        submit(command)
+    return CLOCKS[_clock]() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Simulator overhead over the raw engine on the same orders.")
     parser.add_argument("--agents", type=int, default=32)
@@ -214,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     sims: list[float] = []
     scripts: list[float] = []
     engines: list[float] = []
+    calls: list[float] = []
     orders = events = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("sim vs engine", total=args.repeats)
@@ -225,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             scripts.append(time_script(recorded, w.seconds * SECOND, w.gc_threshold))
             gc.collect()
             engines.append(time_engine(commands))
+            gc.collect()
+            calls.append(time_engine_calls(commands))
             progress.advance(task)
     if orders != len(commands):
         raise SystemExit(f"the timed run sent {orders} orders, the recording {len(commands)}: not deterministic")
@@ -244,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_msgs_per_s": round(orders / eng_s),
         "sim_us_per_order": round(1e6 * sim_s / orders, 3),
         "engine_us_per_order": round(1e6 * eng_s / orders, 3),
+        "engine_submit_us_per_order": round(1e6 * statistics.median(calls) / orders, 3),
         "overhead_ratio": round(sim_s / eng_s, 3),
         "overhead_ratio_paired_median": round(statistics.median(ratios), 3),
         "script_us_per_order": round(1e6 * script_s / orders, 3),
@@ -263,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['dispatch_overhead_ratio']}x",
     )
     table.add_row("engine alone", f"{result['engine_us_per_order']} µs", f"{result['engine_msgs_per_s']:,} msgs/s", "1.00x")
+    submit_us = result["engine_submit_us_per_order"]
+    submit_ratio = submit_us / result["engine_us_per_order"]
+    table.add_row("engine alone, one submit per order", f"{submit_us} µs", f"{round(1e6 / submit_us):,} msgs/s", f"{submit_ratio:.2f}x")
     table.add_row("exchange events", "", f"{result['events_per_s']:,} events/s", "")
     console.print(table)
     console.print(f"{orders:,} orders, {events:,} events; {result['speedup_vs_real_time']}x faster than real time; target overhead <= 1.5x")

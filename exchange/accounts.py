@@ -144,24 +144,40 @@ class Accounts:
                 self._fill(symbol, ev)  # type: ignore[arg-type]
 
     def _fill(self, symbol: str, ev: Fill) -> None:
-        """Both sides of one fill: the taker's, then the maker's."""
-        price, qty, side = ev.price, ev.qty, ev.aggressor
+        """Both sides of one fill: the taker's, then the maker's (the same steps, unrolled;
+        each side's fee is ``FeeSchedule.fee`` of that side)."""
+        price, qty = ev.price, ev.qty
         notional = price * qty
-        fee, by_trader = self.fees.fee, self.by_trader
-        for trader, signed, is_maker in ((ev.taker_trader, side * qty, False), (ev.maker_trader, -side * qty, True)):
-            acct = by_trader.get(trader)
-            if acct is None:
-                acct = self.account(trader)
-            f = fee(price, qty, is_maker)
-            acct.cash -= (notional if signed > 0 else -notional) + f
-            acct.fees += f
-            acct.volume += qty
-            acct.notional += notional
-            acct.fills += 1
-            pos = acct.positions.get(symbol)
-            if pos is None:
-                pos = acct.positions[symbol] = Position()
-            pos.trade(signed, price)
+        fees, by_trader = self.fees, self.by_trader
+        bought = ev.aggressor == 1  # the taker bought, the maker sold (else the reverse)
+        # taker
+        acct = by_trader.get(ev.taker_trader)
+        if acct is None:
+            acct = self.account(ev.taker_trader)
+        f = notional * fees.taker_bps // 10_000 + fees.per_lot * qty
+        acct.cash -= (notional if bought else -notional) + f
+        acct.fees += f
+        acct.volume += qty
+        acct.notional += notional
+        acct.fills += 1
+        pos = acct.positions.get(symbol)
+        if pos is None:
+            pos = acct.positions[symbol] = Position()
+        pos.trade(qty if bought else -qty, price)
+        # maker
+        acct = by_trader.get(ev.maker_trader)
+        if acct is None:
+            acct = self.account(ev.maker_trader)
+        f = notional * fees.maker_bps // 10_000 + fees.per_lot * qty
+        acct.cash -= (-notional if bought else notional) + f
+        acct.fees += f
+        acct.volume += qty
+        acct.notional += notional
+        acct.fills += 1
+        pos = acct.positions.get(symbol)
+        if pos is None:
+            pos = acct.positions[symbol] = Position()
+        pos.trade(-qty if bought else qty, price)
 
     def check_conservation(self) -> None:
         """Raise AssertionError unless positions net to zero per symbol and cash is conserved."""
@@ -173,3 +189,4 @@ class Accounts:
         cash = sum(a.cash + a.fees for a in self.by_trader.values())
         expected = self.starting_cash * len(self.by_trader)
         assert cash == expected, f"cash plus fees {cash} != starting total {expected}"
+

@@ -144,6 +144,9 @@ class MatchingEngine:
             market_kind,
             spec.tifs - {_FOK} if market_ok else frozenset(),
         )
+        # what ``_run`` reads on every call, in one load (the containers are never replaced)
+        book = self.book
+        self._fast_state = (book.orders, self._stops, self._top, book.bids, book.asks, self._remove, self._work, *self._fast_config)
         self._handlers = {
             NewOrder: self._new_order,
             Cancel: self._cancel,
@@ -154,8 +157,14 @@ class MatchingEngine:
 
     # ---- public API ------------------------------------------------------------------
     def submit(self, command: object) -> list:
-        """Apply one command and return its events."""
-        return self.submit_many((command,))
+        """Apply one command and return its events (``submit_many`` of one, one call less)."""
+        out: list = []
+        try:
+            self._run((command,), out)
+        finally:
+            if out:
+                self._last_seq = out[-1].seq
+        return out
 
     def submit_many(self, commands: Iterable[object]) -> list:
         """Apply commands in order and return all their events in one list."""
@@ -184,12 +193,7 @@ class MatchingEngine:
                 self._dispatch(handlers, command, out)
             return
         nxt = self._next_seq
-        orders = self.book.orders
-        stops = self._stops
-        tops = self._top
-        bids, asks = self.book.bids, self.book.asks
-        tick, lot, max_qty, plain_ok, limit_tifs, market_kind, market_tifs = self._fast_config
-        remove, work = self._remove, self._work
+        orders, stops, tops, bids, asks, remove, work, tick, lot, max_qty, plain_ok, limit_tifs, market_kind, market_tifs = self._fast_state
         for c in commands:
             t = type(c)
             if t is NewOrder:

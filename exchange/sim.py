@@ -123,7 +123,7 @@ class Context:
 
     __slots__ = (
         "sim", "agent", "trader", "rng", "latency_rng", "feed", "_order_delay", "_order_jitter", "_data_delay", "_data_jitter",
-        "_heap", "_due", "_on_events", "_on_wakeup",
+        "_order_now", "_heap", "_due", "_seq", "_next_id", "_books", "_on_events", "_on_wakeup",
     )
 
     def __init__(self, sim: Simulator, agent: Agent, rng: random.Random, latency_rng: random.Random) -> None:
@@ -137,7 +137,9 @@ class Context:
         lat = agent.latency
         self._order_delay, self._order_jitter = lat.order_ns, lat.order_jitter_ns
         self._data_delay, self._data_jitter = lat.data_ns, lat.data_jitter_ns
-        self._heap, self._due = sim._heap, sim._due
+        self._order_now = not lat.order_ns and not lat.order_jitter_ns  # orders arrive at this instant
+        self._heap, self._due, self._seq, self._next_id = sim._heap, sim._due, sim._next, sim._next_order_id
+        self._books = sim._books
         self._on_events, self._on_wakeup = agent.on_events, agent.on_wakeup  # bound again by ``run``
 
     @property
@@ -147,20 +149,21 @@ class Context:
 
     def submit(self, symbol: str, command: object) -> None:
         """Send a command; it reaches the exchange after the agent's order latency."""
+        if self._order_now:  # arrives at this instant, after what is already due now
+            self._due.append((_ORDER, symbol, command))
+            return
         delay = self._order_delay
         if self._order_jitter:
             delay += self.latency_rng.randint(0, self._order_jitter)
         if delay:
-            sim = self.sim
-            heappush(self._heap, (sim.now + delay, sim._next(), _ORDER, symbol, command))
-        else:  # arrives at this instant, after what is already due now
+            heappush(self._heap, (self.sim.now + delay, self._seq(), _ORDER, symbol, command))
+        else:
             self._due.append((_ORDER, symbol, command))
 
     def wake_in(self, delay_ns: int) -> None:
         """Call ``on_wakeup`` after ``delay_ns`` nanoseconds (>= 0)."""
         if delay_ns > 0:
-            sim = self.sim
-            heappush(self._heap, (sim.now + delay_ns, sim._next(), _WAKE, self, None))
+            heappush(self._heap, (self.sim.now + delay_ns, self._seq(), _WAKE, self, None))
         elif delay_ns == 0:
             self._due.append((_WAKE, self, None))
         else:
@@ -168,15 +171,22 @@ class Context:
 
     def wake_at(self, time_ns: int) -> None:
         """Call ``on_wakeup`` at ``time_ns`` (not before now)."""
-        self.wake_in(time_ns - self.sim.now)
+        now = self.sim.now
+        delay_ns = time_ns - now
+        if delay_ns > 0:
+            heappush(self._heap, (now + delay_ns, self._seq(), _WAKE, self, None))
+        elif delay_ns == 0:
+            self._due.append((_WAKE, self, None))
+        else:
+            raise ValueError(f"cannot wake in the past: {delay_ns} ns")
 
     def next_order_id(self) -> int:
         """A venue-unique order id."""
-        return self.sim._next_order_id()
+        return self._next_id()
 
     def book(self, symbol: str) -> OrderBook:
         """The exchange's current book of ``symbol`` (read it, never change it)."""
-        return self.sim.exchange.engines[symbol].book
+        return self._books[symbol]
 
     @property
     def account(self) -> Account:
@@ -208,6 +218,7 @@ class Simulator:
         self._due: deque[tuple] = deque()  # (kind, a, b): work scheduled for this instant, in order
         self._next = count().__next__
         self._next_order_id = count(1).__next__
+        self._books = {s: e.book for s, e in exchange.engines.items()}  # an engine keeps its book
         self._contexts = [
             Context(self, a, random.Random(f"{seed}/{i}/{a.trader}"), random.Random(f"{seed}/{i}/{a.trader}/latency"))
             for i, a in enumerate(agents)
@@ -254,37 +265,63 @@ class Simulator:
         heap, due, pop = self._heap, self._due, self._due.popleft
         submit = self.exchange.submit
         side_events = self.exchange.take_side_events if self.exchange.margin is not None else None
-        log, deliver = self.log, self._deliver
+        log, deliver = self.log.append, self._deliver
+        # With no data latency anywhere, each symbol's events are delivered here at once:
+        # symbol -> its feed's subscribers as (trader, on_events, context), () for none
+        instant = {
+            s: tuple((c.trader, c._on_events, c) for c in feed[0]) if feed is not None else ()
+            for s, feed in self._feed.items()
+        } if self._instant else {}
+        deliver_private, deliver_instant, by_trader = self._deliver_private, self._deliver_instant, self._by_trader
         horizon = until if until is not None else _NEVER
-        stop_at = _NEVER if max_events is None else self.events_produced + max_events
+        produced = self.events_produced
+        stop_at = _NEVER if max_events is None else produced + max_events
         now = self.now
         ORDER, WAKE = _ORDER, _WAKE
         while True:
             # Everything in the heap for this instant was scheduled before anything in
             # ``due`` (which only takes work scheduled at this instant), so it goes first.
             if due and now <= horizon and not (heap and heap[0][0] <= now):
-                if self.events_produced >= stop_at:
+                if produced >= stop_at:
                     return
                 kind, a, b = pop()
             elif heap and heap[0][0] <= horizon:
-                if self.events_produced >= stop_at:
+                if produced >= stop_at:
                     return
                 now, _, kind, a, b = heappop(heap)
                 self.now = now
             else:
                 break
-            if kind == ORDER:
+            if kind == WAKE:
+                a._on_wakeup(a)
+            elif kind == ORDER:
                 events = submit(a, b)
-                log.append((now, a, tuple(events)))
-                self.events_produced += len(events)
-                deliver(a, events)
+                log((now, a, tuple(events)))
+                self.events_produced = produced = produced + len(events)
+                subs = instant.get(a)
+                if subs is None:  # someone has a data latency
+                    deliver(a, events)
+                elif len(events) == 2 and type(events[1]) is BookUpdate and type(ev := events[0]) not in _PUBLIC:
+                    # the commonest command, an order that rests or a cancel: one private
+                    # event and the level's update (``_deliver_instant`` for this case)
+                    trader = ev.trader  # type: ignore[attr-defined]
+                    if subs:
+                        public = [events[1]]
+                        for sub, on_events, ctx in subs:
+                            if sub != trader:
+                                on_events(ctx, a, public)
+                    ctx = by_trader.get(trader)
+                    if ctx is not None:
+                        ctx._on_events(ctx, a, events if a in ctx.feed else [ev])
+                elif subs:
+                    deliver_instant(a, events, subs)
+                else:
+                    deliver_private(a, events)
                 if side_events is not None:
                     for symbol, others in side_events():  # liquidations on other symbols
-                        log.append((now, symbol, tuple(others)))
-                        self.events_produced += len(others)
+                        log((now, symbol, tuple(others)))
+                        self.events_produced = produced = produced + len(others)
                         deliver(symbol, others)
-            elif kind == WAKE:
-                a._on_wakeup(a)
             else:
                 events, contexts, skip = b
                 for ctx in contexts:
@@ -292,6 +329,88 @@ class Simulator:
                         ctx._on_events(ctx, a, events)
         if until is not None and until > self.now:
             self.now = until
+
+    def _deliver_instant(self, symbol: str, events: list, subs: tuple) -> None:
+        """``_deliver`` where nothing is delayed and ``symbol`` has feed subscribers ``subs``
+        (``(trader, on_events, context)``): the feed first, then each named trader."""
+        views: dict[int, list] = {}
+        public: list = []
+        owner = _NOBODY  # the one trader named by private events (_MANY: several)
+        for ev in events:
+            t = type(ev)
+            if t is BookUpdate:
+                public.append(ev)
+            elif t is Fill:
+                public.append(ev)
+                maker, taker = ev.maker_trader, ev.taker_trader  # type: ignore[attr-defined]
+                mine = views.get(maker)
+                if mine is None:
+                    views[maker] = [ev]
+                else:
+                    mine.append(ev)
+                if taker != maker:
+                    mine = views.get(taker)
+                    if mine is None:
+                        views[taker] = [ev]
+                    else:
+                        mine.append(ev)
+            else:
+                trader = ev.trader  # type: ignore[attr-defined]
+                mine = views.get(trader)
+                if mine is None:
+                    views[trader] = [ev]
+                else:
+                    mine.append(ev)
+                if owner != trader:
+                    owner = trader if owner is _NOBODY else _MANY
+        if public:
+            for trader, on_events, ctx in subs:
+                if trader not in views:
+                    on_events(ctx, symbol, public)
+        by_trader = self._by_trader
+        for trader, mine in views.items():
+            ctx = by_trader.get(trader)
+            if ctx is not None:
+                if symbol in ctx.feed:
+                    if owner is _NOBODY or owner == trader:
+                        mine = events
+                    else:
+                        mine = [ev for ev in events if type(ev) in _PUBLIC or ev.trader == trader]  # type: ignore[attr-defined]
+                ctx._on_events(ctx, symbol, mine)
+
+    def _deliver_private(self, symbol: str, events: list) -> None:
+        """``_deliver`` where nobody takes the feed of ``symbol`` and nothing is delayed: each
+        named trader gets its own events at once, in the order it first appears."""
+        views: dict[int, list] = {}
+        for ev in events:
+            t = type(ev)
+            if t is BookUpdate:
+                continue
+            if t is Fill:
+                maker, taker = ev.maker_trader, ev.taker_trader  # type: ignore[attr-defined]
+                mine = views.get(maker)
+                if mine is None:
+                    views[maker] = [ev]
+                else:
+                    mine.append(ev)
+                if taker != maker:
+                    mine = views.get(taker)
+                    if mine is None:
+                        views[taker] = [ev]
+                    else:
+                        mine.append(ev)
+            else:
+                trader = ev.trader  # type: ignore[attr-defined]
+                mine = views.get(trader)
+                if mine is None:
+                    views[trader] = [ev]
+                else:
+                    mine.append(ev)
+        by_trader = self._by_trader
+        for trader, mine in views.items():
+            ctx = by_trader.get(trader)
+            if ctx is not None:
+                ctx._on_events(ctx, symbol, mine)
 
     def _deliver(self, symbol: str, events: list) -> None:
         """Schedule each agent's view of one command's events after its data latency.

@@ -98,16 +98,19 @@ class Exchange:
         engine = self.engines.get(symbol)
         if engine is None:
             raise KeyError(f"unknown symbol {symbol!r}; instruments: {sorted(self.engines)}")
-        if self._checks and type(command) is NewOrder:
+        if not self._checks:
+            events = engine.submit(command)
+            self.accounts.apply(symbol, events)
+            return events
+        if type(command) is NewOrder:
             reason = _R.TRADER_BARRED if command.trader in self.barred else self._risk_problem(symbol, engine, command)
             if reason is not None:
                 return engine.refuse(command.order_id, command.trader, reason)
         events = engine.submit(command)
         self.accounts.apply(symbol, events)
-        if self._checks:
-            self._track(symbol, engine, events)
-            if self.margin is not None and not self._liquidating:
-                self._check_margin(symbol, events)
+        self._track(symbol, engine, events)
+        if self.margin is not None and not self._liquidating:
+            self._check_margin(symbol, events)
         return events
 
     def take_side_events(self) -> list[tuple[str, list]]:
@@ -126,14 +129,37 @@ class Exchange:
         return value * bps / 10_000
 
     def _check_margin(self, symbol: str, events: list) -> None:
+        """Liquidate each trader holding ``symbol`` (or taking in ``events``) whose equity is
+        below maintenance at the marks from before any of these liquidations.
+
+        ``Account.equity`` and ``maintenance`` in one pass over the trader's positions, with
+        their very arithmetic (same floats, same order)."""
         marks = self.marks()
-        candidates = {t for t, a in self.accounts.by_trader.items() if a.position(symbol)}
-        candidates.update(ev.taker_trader for ev in events if type(ev) is Fill)
+        by_trader = self.accounts.by_trader
+        candidates = set()
+        for t, a in by_trader.items():
+            p = a.positions.get(symbol)
+            if p is not None and p.qty:
+                candidates.add(t)
+        for ev in events:
+            if type(ev) is Fill:
+                candidates.add(ev.taker_trader)
+        bps = self.margin.maintenance_bps  # type: ignore[union-attr]
+        account = self.accounts.account
         for trader in sorted(candidates - self.barred):
-            acct = self.accounts.account(trader)
-            if not any(p.qty for p in acct.positions.values()):
+            acct = account(trader)
+            equity, value, held = float(acct.cash), 0.0, False
+            for sym, p in acct.positions.items():
+                qty = p.qty
+                if qty:
+                    held = True
+                mark = marks.get(sym)
+                price = mark if mark is not None else p.avg_price
+                equity += qty * price
+                value += abs(qty) * price
+            if not held:
                 continue
-            equity, required = acct.equity(marks), self.maintenance(trader, marks)
+            required = value * bps / 10_000
             if equity < required:
                 self._liquidate(symbol, trader, equity, required, events)
 
