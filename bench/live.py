@@ -5,7 +5,12 @@
 
 A real server (``python -m live.server``, its own process, no journal unless ``--journal``)
 and a real relay (``python -m live.relay``) run on loopback; the bots are WebSocket
-connections from this process (one asyncio loop), each logged in as its own trader.
+connections from this process (one asyncio loop), each logged in as its own trader. They
+share the machine with the server, so they are lean: each message is handled as
+websockets parses it (no task switch per message, ``_CallbackConnection``), fixed-rate
+runs are paced by one timer for all connections, and the process's collector is tuned
+like the server's (``live.marketdata.tune_gc``). Latency is still taken on the client,
+from a request's send (or scheduled send) time to the parse of its acknowledgement.
 
 Workload ``live-mixed`` (per bot, from ``random.Random(seed/bot)``): GTC limit orders 1..10
 lots, buys 1..50 ticks below 10,000 and sells 1..50 ticks above (they rest); every 10th
@@ -19,9 +24,9 @@ Runs, for N = 1, 10, 50 connections:
 
 - ``max``: each connection keeps ``--window`` requests in flight (pipelined) for
   ``--seconds``: sustained orders/s = acknowledgements / time; latency under that load.
-- ``10k``: a fixed offered load of ``--rate`` orders/s in total (10,000), paced per
-  connection; latency is measured from each request's *scheduled* send time (no
-  coordinated omission), p50 and p99.
+- ``10k``: a fixed offered load of ``--rate`` orders/s in total (10,000), request j
+  scheduled at j / rate on connection j mod N; latency is measured from each request's
+  *scheduled* send time (no coordinated omission), p50 and p99.
 
 Every run checks, per connection, that each request got exactly one acknowledgement and
 that acknowledgements came in request order: ``dropped`` counts requests never
@@ -47,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -55,13 +61,16 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from rich.console import Console
 from rich.table import Table
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event
 
 from exchange.commands import Cancel, NewOrder
 from exchange.enums import TimeInForce
@@ -70,6 +79,7 @@ from live import protocol as P
 from live.config import RateLimit, ServerConfig, SymbolConfig, TraderConfig, config_to_dict
 from live.core import LiveVenue, Outbox
 from live.launch import start_exchange, start_relay
+from live.marketdata import tune_gc, write_frames
 
 SYMBOL = "XYZ"
 MID = 10_000
@@ -140,8 +150,37 @@ def bench_config(n_traders: int) -> ServerConfig:
 
 
 # ---- a bot connection --------------------------------------------------------------------------------
+class _CallbackConnection(ClientConnection):
+    """A client connection that hands each text message to ``on_message`` as it is parsed.
+
+    The bench's clients share the machine's two cores with the server, so they read the
+    way a lean bot would: inside ``data_received``, no task switch per message, and the
+    receive time is taken there (the earliest the client can know). Requests queued by
+    ``on_message`` (``Conn.send``) go out with one write when the received data is
+    processed. Everything else (handshake, pings, close) is websockets' own."""
+
+    on_message: Callable[[bytes], None] | None = None
+    writer: Conn | None = None
+
+    def process_event(self, event: Event) -> None:
+        if self.on_message is not None and type(event) is Frame and event.opcode is Opcode.TEXT and event.fin:
+            self.on_message(bytes(event.data))
+        else:
+            super().process_event(event)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.writer is not None:
+            self.writer.flush()
+
+
 class Conn:
-    """One pipelined trading connection with per-request acknowledgement tracking."""
+    """One pipelined trading connection with per-request acknowledgement tracking.
+
+    Callback-driven (``_CallbackConnection``): ``run_window`` keeps ``window`` requests in
+    flight by sending the next one when an acknowledgement arrives; ``run_rate`` is paced
+    by one timer for all connections (``run_rate`` below). ``t0`` of a request is its send
+    time (window) or its scheduled send time (rate), taken on the client."""
 
     def __init__(self, url: str, bot: int, seed: int) -> None:
         self.url, self.bot = url, bot
@@ -151,82 +190,79 @@ class Conn:
         self.sent = self.acked = self.reordered = 0
         self.req = 0
         self.ws: Any = None
-        self._free = asyncio.Event()
-        self._done = asyncio.Event()
+        self.window = 0  # > 0: refill to this many in flight on each acknowledgement, until ``until``
+        self.until = 0.0
+        self._out: list[bytes] = []
+        self._done: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         self.ws = await connect(self.url, compression=None, proxy=None, open_timeout=20, max_size=2**24,
-                                max_queue=None)
+                                max_queue=None, create_connection=_CallbackConnection)
         await self.ws.send(_encode({"type": "login", "token": f"bench-token-{self.bot}", "req": 0}), text=True)
         reply = _reply(await self.ws.recv())
         if reply.type != "welcome":
             raise RuntimeError(f"bot {self.bot}: login failed: {reply}")
-        self.reader = asyncio.ensure_future(self._read())
+        self.ws.on_message = self._on_message
+        self.ws.writer = self
 
-    async def _read(self) -> None:
-        pending, lat, clock = self.pending, self.latencies, time.perf_counter
-        async for raw in self.ws:
-            r = _reply(raw)
-            if r.req is None:
-                continue
-            now = clock()
-            while pending:
-                req, t0, kind = pending.popleft()
-                if req == r.req:
-                    break
-                self.reordered += 1  # an earlier request's acknowledgement never came (or came late)
-            else:
-                self.reordered += 1
-                continue
-            lat.append(now - t0)
-            self.acked += 1
-            if kind == "new" and r.type == "accepted" and r.order_id is not None and t0 >= 0:
-                self.work.open.append(r.order_id)
-            self._free.set()
-            if not pending:
-                self._done.set()
+    def _on_message(self, raw: bytes) -> None:
+        now = time.perf_counter()
+        r = _reply(raw)
+        if r.req is None:
+            return
+        pending = self.pending
+        while pending:
+            req, t0, kind = pending.popleft()
+            if req == r.req:
+                break
+            self.reordered += 1  # an earlier request's acknowledgement never came (or came late)
+        else:
+            self.reordered += 1
+            return
+        self.latencies.append(now - t0)
+        self.acked += 1
+        if kind == "new" and r.type == "accepted" and r.order_id is not None:
+            self.work.open.append(r.order_id)
+        if self.window and now < self.until:
+            while len(pending) < self.window:
+                self.send(now)
+        elif not pending and self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
-    async def _send(self, t0: float) -> None:
+    def send(self, t0: float) -> None:
+        """Queue the next request (``flush`` writes it), ``t0`` its send time for the latency."""
         self.req += 1
         kind, fields = self.work.next()
         if kind == "new" and fields["ioc"]:
             kind = "ioc"
         self.pending.append((self.req, t0, kind))
         self.sent += 1
-        self._done.clear()
-        await self.ws.send(request_bytes("cancel" if kind == "cancel" else "new", fields, self.req), text=True)
+        self._out.append(request_bytes("cancel" if kind == "cancel" else "new", fields, self.req))
 
-    async def run_window(self, window: int, until: float) -> None:
-        clock = time.perf_counter
-        while clock() < until:
-            while len(self.pending) >= window:
-                self._free.clear()
-                await self._free.wait()
-            await self._send(clock())
+    def flush(self) -> None:
+        if self._out:
+            out, self._out = self._out, []
+            write_frames(self.ws, out)
 
-    async def run_rate(self, rate: float, start: float, until: float) -> None:
-        clock, k = time.perf_counter, 0
-        while True:
-            due = start + k / rate
-            if due >= until:
-                return
-            now = clock()
-            if due > now:
-                await asyncio.sleep(due - now)
-            await self._send(due)
-            k += 1
+    def start_window(self, window: int, until: float) -> None:
+        self.window, self.until = window, until
+        now = time.perf_counter()
+        while len(self.pending) < window:
+            self.send(now)
+        self.flush()
 
     async def drain(self, timeout: float) -> None:
+        self.window = 0
         if self.pending:
+            self._done = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(self._done.wait(), timeout)
+                await asyncio.wait_for(self._done, timeout)
             except asyncio.TimeoutError:
                 pass
 
     async def close(self) -> None:
+        self.ws.on_message = self.ws.writer = None
         await self.ws.close()
-        self.reader.cancel()
-        await asyncio.gather(self.reader, return_exceptions=True)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -268,16 +304,43 @@ async def _finish(conns: list[Conn], elapsed: float, mode: str) -> dict[str, Any
 async def run_max(url: str, n: int, seconds: float, window: int, seed: int) -> dict[str, Any]:
     conns = await _connect_all(url, n, seed)
     t0 = time.perf_counter()
-    await asyncio.gather(*(c.run_window(window, t0 + seconds) for c in conns))
+    for c in conns:
+        c.start_window(window, t0 + seconds)
+    await asyncio.sleep(seconds)
     await asyncio.gather(*(c.drain(5.0) for c in conns))
     return await _finish(conns, time.perf_counter() - t0, "max")
+
+
+async def pace(conns: list[Conn], rate: float, start: float, until: float) -> None:
+    """Send ``rate`` requests/s in total, request j at ``start + j / rate`` on connection j mod N.
+
+    One timer for all connections: each wake-up sends every request due by then (each
+    measured from its own scheduled time, so a late wake-up counts against the server's
+    figures, never for them), one write per connection."""
+    clock, n, j = time.perf_counter, len(conns), 0
+    total = max(0, math.ceil((until - start) * rate))
+    touched: set[Conn] = set()
+    while j < total:
+        due = start + j / rate
+        now = clock()
+        if due > now:
+            await asyncio.sleep(due - now)
+            now = clock()
+        while j < total and due <= now:
+            c = conns[j % n]
+            c.send(due)
+            touched.add(c)
+            j += 1
+            due = start + j / rate
+        for c in touched:
+            c.flush()
+        touched.clear()
 
 
 async def run_rate(url: str, n: int, seconds: float, rate: float, seed: int) -> dict[str, Any]:
     conns = await _connect_all(url, n, seed)
     start = time.perf_counter() + 0.05
-    per = rate / n
-    await asyncio.gather(*(c.run_rate(per, start + i / rate, start + seconds) for i, c in enumerate(conns)))
+    await pace(conns, rate, start, start + seconds)
     await asyncio.gather(*(c.drain(5.0) for c in conns))
     elapsed = time.perf_counter() - start  # until the last acknowledgement
     result = await _finish(conns, elapsed, f"{int(rate / 1000)}k" if rate >= 1000 else f"{int(rate)}/s")
@@ -294,35 +357,35 @@ class Sub:
         self.received = self.gaps = self.resyncs = 0
         self.lags: list[float] = []
         self.counting = False
+        self.ready: asyncio.Event | None = None
 
     async def run(self, url: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
-        async with connect(url, compression=None, proxy=None, open_timeout=20, max_size=2**24, max_queue=None) as ws:
+        async with connect(url, compression=None, proxy=None, open_timeout=20, max_size=2**24, max_queue=None,
+                           create_connection=_CallbackConnection) as ws:
+            self.ready = ready
+            ws.on_message = self._on
             await ws.send(_encode({"type": "subscribe", "req": 1}), text=True)
-
-            async def read() -> None:
-                async for raw in ws:
-                    m = _md(raw)
-                    t = m.type
-                    if t == "book_snapshot":
-                        self.seq[m.symbol] = m.seq  # type: ignore[index, assignment]
-                        if self.counting:
-                            self.resyncs += 1
-                        if len(self.seq) >= 1:
-                            ready.set()
-                    elif t in ("book_update", "trade", "liquidation"):
-                        last = self.seq.get(m.symbol)  # type: ignore[arg-type]
-                        if last is not None and m.seq != last + 1 and m.seq > last:  # type: ignore[operator]
-                            self.gaps += 1
-                        self.seq[m.symbol] = m.seq  # type: ignore[index, assignment]
-                        if self.counting:
-                            self.received += 1
-                            if self.received % 16 == 0:
-                                self.lags.append(time.time_ns() - m.ts)  # type: ignore[operator]
-
-            reader = asyncio.ensure_future(read())
             await stop.wait()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            ws.on_message = None
+
+    def _on(self, raw: bytes) -> None:
+        m = _md(raw)
+        t = m.type
+        if t == "book_snapshot":
+            self.seq[m.symbol] = m.seq  # type: ignore[index, assignment]
+            if self.counting:
+                self.resyncs += 1
+            if self.ready is not None:
+                self.ready.set()
+        elif t in ("book_update", "trade", "liquidation"):
+            last = self.seq.get(m.symbol)  # type: ignore[arg-type]
+            if last is not None and m.seq != last + 1 and m.seq > last:  # type: ignore[operator]
+                self.gaps += 1
+            self.seq[m.symbol] = m.seq  # type: ignore[index, assignment]
+            if self.counting:
+                self.received += 1
+                if self.received % 16 == 0:
+                    self.lags.append(time.time_ns() - m.ts)  # type: ignore[operator]
 
 
 async def run_fanout(url: str, relay_url: str, subscribers: int, bots: int, rate: float, seconds: float,
@@ -336,7 +399,7 @@ async def run_fanout(url: str, relay_url: str, subscribers: int, bots: int, rate
     for s in subs:
         s.counting = True
     start = time.perf_counter() + 0.05
-    await asyncio.gather(*(c.run_rate(rate / bots, start + i / rate, start + seconds) for i, c in enumerate(conns)))
+    await pace(conns, rate, start, start + seconds)
     await asyncio.gather(*(c.drain(5.0) for c in conns))
     await asyncio.sleep(0.5)  # let the relay deliver the tail
     elapsed = time.perf_counter() - start
@@ -432,6 +495,7 @@ async def _bench(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     server_args += ["--journal", str(tmp / "journal.jsonl"), "--fsync", args.fsync] if args.journal else ["--no-journal"]
     err = open(tmp / "server.err", "w")
     server, url = await asyncio.to_thread(start_exchange, server_args, stderr=err)
+    tune_gc()  # the client's own pauses would count against the server's latency
     relay = None
     runs: list[dict[str, Any]] = []
     fanout: dict[str, Any] = {}

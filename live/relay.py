@@ -40,7 +40,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from live import protocol as P
-from live.marketdata import SEQUENCED, L2Book, Subscriber
+from live.marketdata import SEQUENCED, L2Book, Subscriber, tune_gc
 from live.limits import TokenBucket
 
 log = logging.getLogger("live.relay")
@@ -274,6 +274,7 @@ class Relay:
 
 async def run(relay: Relay) -> None:
     await relay.start()
+    tune_gc()
     print(f"live.relay listening on {relay.url} (exchange feed {relay.upstream})", flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -19,9 +19,11 @@ them in order, appends the batch's journal records with one write (``fsync="batc
 then fdatasyncs them in a worker thread, so requests keep arriving meanwhile and form the
 next batch: group commit), and only then sends replies, private events and market data.
 Nothing is acknowledged before it is journaled. Sends never block the owner: each
-connection has a queue and a sender task. A trading connection that lets its queue fill
-is closed (private events cannot be dropped); a feed subscriber that does gets its
-backlog dropped and a fresh snapshot (``live.marketdata.Subscriber``).
+connection has a queue, written at the end of the loop tick as one ``write`` of
+consecutive frames (``live.marketdata.FrameWriter``: a reply and the fills it caused
+cost one system call). A trading connection that lets its queue fill is closed (private
+events cannot be dropped); a feed subscriber that does gets its backlog dropped and a
+fresh snapshot (``live.marketdata.Subscriber``).
 
 Bad input never hurts the server or the session: every refused frame gets an ``error``
 with a code and changes nothing; only a frame over ``max_frame_bytes`` closes the
@@ -44,12 +46,15 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import Event
 
 from exchange.events import Fill
 from live import protocol as P
@@ -58,7 +63,7 @@ from live.core import LiveVenue, Outbox, Record
 from live.csv_sink import CsvSink, rebuild_trades
 from live.journal import Journal
 from live.limits import TokenBucket
-from live.marketdata import Subscriber
+from live.marketdata import FrameWriter, Subscriber, tune_gc
 
 log = logging.getLogger("live.server")
 
@@ -70,37 +75,66 @@ MAX_BATCH = 1_024
 _TRADE, _DISCONNECT, _SUBSCRIBE, _SNAPSHOT, _STATE, _PERFORMANCE, _HEARTBEAT, _STOP = range(8)
 
 
-class Session:
-    """One trading connection: its trader (after login), send queue and sender task."""
+class Session(FrameWriter):
+    """One trading connection: its trader (after login) and its outgoing messages.
+
+    ``send`` never waits; what is queued goes out at the end of the loop tick, in one
+    write (``live.marketdata.FrameWriter``), or, with ``later=True``, when the caller
+    calls ``flush`` (the owner does, after delivering a batch). A connection whose
+    backlog reaches ``maxsize`` messages is cut (private events cannot be dropped)."""
 
     def __init__(self, ws: ServerConnection, maxsize: int) -> None:
-        self.ws = ws
+        super().__init__(ws)
         self.trader: int | None = None
-        self.closed = False
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
-        self._task = asyncio.create_task(self._run())
+        self.maxsize = maxsize
+        self.refused = False  # login failed: its frames are ignored until the close
+        self.login_timer: asyncio.TimerHandle | None = None
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, later: bool = False) -> bool:
+        """Queue ``data``; True if the caller must ``flush`` (only with ``later``)."""
         if self.closed:
-            return
-        try:
-            self._queue.put_nowait(data)
-        except asyncio.QueueFull:  # private events cannot be dropped: cut the connection
-            self.closed = True
+            return False
+        if len(self._queue) >= self.maxsize:
+            self.close()
             log.warning("trader %s: send queue full, closing the connection", self.trader)
             asyncio.create_task(self.ws.close(1008, "slow consumer: send queue full"))
+            return False
+        return self._enqueue(data, later)
 
-    async def _run(self) -> None:
-        queue, send = self._queue, self.ws.send
-        try:
-            while True:
-                await send(await queue.get(), text=True)
-        except ConnectionClosed:
-            self.closed = True
 
-    def close(self) -> None:
-        self.closed = True
-        self._task.cancel()
+class _Connection(ServerConnection):
+    """websockets' server connection; a trading connection's messages go to ``on_message``.
+
+    Each whole message (fragments joined) of a trading connection is handed over as it is
+    parsed, in ``data_received``: no task switch per message. Messages parsed before the
+    handler sets ``on_message`` wait in ``early``. Control frames, and every frame of a
+    feed connection, take websockets' own path (``recv``)."""
+
+    on_message: Callable[[bytes], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.early: list[bytes] = []
+        self._fragments: list[bytes] | None = None
+
+    def process_event(self, event: Event) -> None:
+        if type(event) is not Frame or event.opcode not in DATA_OPCODES or self.request is None or self.request.path == FEED_PATH:
+            return super().process_event(event)
+        if event.opcode is not Opcode.CONT:
+            if not event.fin:
+                self._fragments = [bytes(event.data)]
+                return
+            data = bytes(event.data)
+        else:  # the protocol checks the fragment sequence and the size of the whole message
+            assert self._fragments is not None
+            self._fragments.append(bytes(event.data))
+            if not event.fin:
+                return
+            data, self._fragments = b"".join(self._fragments), None
+        if self.on_message is None:
+            self.early.append(data)
+        else:
+            self.on_message(data)
 
 
 class ExchangeServer:
@@ -147,6 +181,7 @@ class ExchangeServer:
             compression=None,  # measured: 10-25% more throughput without (STACK.md)
             max_size=cfg.max_frame_bytes,
             process_request=self._check_path,
+            create_connection=_Connection,
             close_timeout=2,  # a peer that ignores the close handshake does not hold up a shutdown
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -242,46 +277,21 @@ class ExchangeServer:
             return P.Error(code=P.ErrorCode.MESSAGE_TOO_LARGE, message=f"{len(raw)} bytes > max_message_bytes {self.config.max_message_bytes}")
         return None
 
-    async def _trading_session(self, ws: ServerConnection) -> None:
+    async def _trading_session(self, ws: _Connection) -> None:
         cfg, inbox = self.config, self._inbox
         assert inbox is not None
         session = Session(ws, cfg.session_queue)
-        bucket = TokenBucket(cfg.rate_limit.rate, cfg.rate_limit.burst)
-        send = session.send
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(cfg.login_timeout_s, self._login_timeout, session)
+        session.login_timer = asyncio.get_running_loop().call_later(cfg.login_timeout_s, self._login_timeout, session)
+        on_message = self._trading_receiver(session)
         try:
-            while True:
-                raw = await ws.recv(decode=False)
-                problem = self._frame_problem(raw, bucket)
-                if problem is not None:
-                    send(P.encode(problem))
-                    continue
-                try:
-                    msg = P.decode_trading(raw)
-                except P.ProtocolError as exc:
-                    send(P.encode(P.Error(code=exc.code, message=exc.message, req=exc.req)))
-                    continue
-                t = type(msg)
-                if t is P.Ping:
-                    send(P.encode(P.Pong(ts=time.time_ns(), req=msg.req)))
-                elif session.trader is None:
-                    if t is P.Login:
-                        if not self._login(session, msg):  # type: ignore[arg-type]
-                            error = P.Error(code=P.ErrorCode.AUTH_FAILED, message="unknown token", req=msg.req)  # type: ignore[union-attr]
-                            await self._refuse(ws, error, "authentication failed")  # the error precedes the close
-                            return
-                        timer.cancel()
-                    else:
-                        send(P.encode(P.Error(code=P.ErrorCode.NOT_LOGGED_IN, message="send login first", req=getattr(msg, "req", None))))
-                elif inbox.qsize() >= cfg.inbox_limit:
-                    send(P.encode(P.Error(code=P.ErrorCode.OVERLOADED, message="the exchange is busy; retry", req=getattr(msg, "req", None))))
-                else:
-                    inbox.put_nowait((_TRADE, session, msg))
-        except ConnectionClosed:
-            pass
+            for raw in ws.early:
+                on_message(raw)
+            ws.early.clear()
+            ws.on_message = on_message
+            await ws.wait_closed()
         finally:
-            timer.cancel()
+            ws.on_message = None
+            session.login_timer.cancel()
             session.close()
             trader = session.trader
             if trader is not None:
@@ -292,6 +302,52 @@ class ExchangeServer:
                         del self.sessions[trader]
                         if not self._closing:
                             inbox.put_nowait((_DISCONNECT, trader))
+
+    def _trading_receiver(self, session: Session) -> Callable[[bytes], None]:
+        """The function that takes each message of a trading connection (synchronously)."""
+        cfg, inbox = self.config, self._inbox
+        assert inbox is not None
+        bucket = TokenBucket(cfg.rate_limit.rate, cfg.rate_limit.burst)
+        send = session.send
+
+        def on_message(raw: bytes) -> None:
+            if session.refused:
+                return
+            problem = self._frame_problem(raw, bucket)
+            if problem is not None:
+                send(P.encode(problem))
+                return
+            try:
+                msg = P.decode_trading(raw)
+            except P.ProtocolError as exc:
+                send(P.encode(P.Error(code=exc.code, message=exc.message, req=exc.req)))
+                return
+            t = type(msg)
+            if t is P.Ping:
+                send(P.encode(P.Pong(ts=time.time_ns(), req=msg.req)))
+            elif session.trader is None:
+                if t is P.Login:
+                    if not self._login(session, msg):  # type: ignore[arg-type]
+                        session.refused = True
+                        error = P.Error(code=P.ErrorCode.AUTH_FAILED, message="unknown token", req=msg.req)  # type: ignore[union-attr]
+                        asyncio.create_task(self._refuse(session, error, "authentication failed"))  # the error precedes the close
+                    elif session.login_timer is not None:
+                        session.login_timer.cancel()
+                else:
+                    send(P.encode(P.Error(code=P.ErrorCode.NOT_LOGGED_IN, message="send login first", req=getattr(msg, "req", None))))
+            elif inbox.qsize() >= cfg.inbox_limit:
+                send(P.encode(P.Error(code=P.ErrorCode.OVERLOADED, message="the exchange is busy; retry", req=getattr(msg, "req", None))))
+            else:
+                inbox.put_nowait((_TRADE, session, msg))
+
+        def guarded(raw: bytes) -> None:
+            try:
+                on_message(raw)
+            except Exception:  # a bug must not take the connection (or the server) down
+                log.exception("failed to handle a message from trader %s", session.trader)
+                send(P.encode(P.Error(code=P.ErrorCode.INTERNAL, message="internal error; logged", req=None)))
+
+        return guarded
 
     def _login(self, session: Session, msg: P.Login) -> bool:
         trader = self.venue.authenticate(msg.token)
@@ -309,14 +365,17 @@ class ExchangeServer:
         return True
 
     def _login_timeout(self, session: Session) -> None:
-        if session.trader is None:
-            asyncio.create_task(self._refuse(session.ws, P.Error(code=P.ErrorCode.NOT_LOGGED_IN, message="no login in time"), "login timeout"))
+        if session.trader is None and not session.refused:
+            session.refused = True
+            asyncio.create_task(self._refuse(session, P.Error(code=P.ErrorCode.NOT_LOGGED_IN, message="no login in time"), "login timeout"))
 
     @staticmethod
-    async def _refuse(ws: ServerConnection, error: P.Error, reason: str) -> None:
+    async def _refuse(session: Session, error: P.Error, reason: str) -> None:
+        """Send ``error`` after whatever is queued, then close the connection."""
+        session.send(P.encode(error))
+        session.flush()
         try:
-            await ws.send(P.encode(error), text=True)
-            await ws.close(1008, reason)
+            await session.ws.close(1008, reason)
         except ConnectionClosed:
             pass
 
@@ -466,38 +525,50 @@ class ExchangeServer:
             deliveries.append(("public", None, P.encode(venue.heartbeat(ts))))
 
     def _deliver(self, deliveries: Iterable[tuple]) -> None:
+        """Queue every message of the batch, then write each trading connection's at once."""
         sessions, subscribers, encode = self.sessions, self.subscribers, P.encode
-        for tag, target, payload in deliveries:
-            if tag == "out":
-                out: Outbox = payload
-                if target is not None:  # None: a disconnect's mass cancel, nobody to answer
-                    for m in out.replies:
-                        target.send(encode(m))
-                for trader, m in out.private:
-                    mine = sessions.get(trader)
-                    if mine:
+        dirty: list[Session] = []
+        try:
+            for tag, target, payload in deliveries:
+                if tag == "out":
+                    out: Outbox = payload
+                    if target is not None:  # None: a disconnect's mass cancel, nobody to answer
+                        for m in out.replies:
+                            if target.send(encode(m), True):
+                                dirty.append(target)
+                    for trader, m in out.private:
+                        mine = sessions.get(trader)
+                        if mine:
+                            data = encode(m)
+                            for s in mine:
+                                if s.send(data, True):
+                                    dirty.append(s)
+                    for symbol, m in out.public:
                         data = encode(m)
-                        for s in mine:
-                            s.send(data)
-                for symbol, m in out.public:
-                    data = encode(m)
+                        for sub in subscribers:
+                            sub.push(data, symbol)
+                    if out.log and self.csv is not None:
+                        self.csv.add(out.log)
+                elif tag == "public":
                     for sub in subscribers:
-                        sub.push(data, symbol)
-                if out.log and self.csv is not None:
-                    self.csv.add(out.log)
-            elif tag == "public":
-                for sub in subscribers:
-                    sub.push(payload, None)
-            elif tag == "register":
-                symbols, head = payload
-                target.subscribe(symbols)
-                subscribers.add(target)
-                target.resync(head)
-            elif tag == "resync":
-                target.resync(payload)
-            else:  # direct
-                for data in payload:
-                    target.control(data)
+                        sub.push(payload, None)
+                elif tag == "register":
+                    symbols, head = payload
+                    target.subscribe(symbols)
+                    subscribers.add(target)
+                    target.resync(head)
+                elif tag == "resync":
+                    target.resync(payload)
+                elif type(target) is Session:  # direct, to a trading connection
+                    for data in payload:
+                        if target.send(data, True):
+                            dirty.append(target)
+                else:  # direct, to a feed subscriber
+                    for data in payload:
+                        target.control(data)
+        finally:  # written even if a delivery failed: a queue marked due must be written
+            for s in dirty:
+                s.flush()
 
 
 # ---- command line ----------------------------------------------------------------------------
@@ -534,6 +605,7 @@ async def run(config: ServerConfig) -> int:
     """Serve until SIGTERM/SIGINT, then shut down cleanly; the exit status."""
     server = ExchangeServer(config)
     await server.start()
+    tune_gc()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before announcing: a launcher may stop us at once
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))

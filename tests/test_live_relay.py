@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from live_helpers import TOKENS, Proc, live_config, start_relay, start_server
 from websockets.asyncio.client import connect
+from websockets.protocol import Protocol, Side, State
 
 from live import protocol as P
 from live.client import FeedClient, TraderClient, fetch_state
@@ -171,17 +172,29 @@ async def test_exchange_crash_and_restart_behind_the_relay(tmp_path: Path) -> No
 
 # ---- the pieces, without processes ------------------------------------------------------------
 class _StuckSocket:
-    """A connection whose client never reads: every send waits forever."""
+    """A connection whose client does not read until ``release``: its transport stays paused.
+
+    Real Sans-I/O protocols on both ends: ``sent`` is what the client would receive."""
 
     remote_address = ("127.0.0.1", 0)
 
     def __init__(self) -> None:
-        self.sent: list[bytes] = []
+        self.protocol = Protocol(Side.SERVER, state=State.OPEN)
+        self.transport = self
+        self.paused = True
         self.release = asyncio.Event()
+        self.writes: list[bytes] = []
+        self._client = Protocol(Side.CLIENT, state=State.OPEN)
+        self.sent: list[bytes] = []
 
-    async def send(self, data: bytes, text: bool = False) -> None:
+    def write(self, data: bytes) -> None:  # the transport's
+        self.writes.append(data)
+        self._client.receive_data(data)
+        self.sent += [bytes(e.data) for e in self._client.events_received()]
+
+    async def drain(self) -> None:
         await self.release.wait()
-        self.sent.append(data)
+        self.paused = False
 
 
 async def test_subscriber_drops_its_backlog_and_resyncs() -> None:
@@ -199,9 +212,32 @@ async def test_subscriber_drops_its_backlog_and_resyncs() -> None:
     sub.control(b"pong")  # replies still go through
     sub.resync([b"snapshot"])
     sub.push(b"u7", "XYZ")
+    assert ws.sent == []  # the transport is paused: nothing written yet
     ws.release.set()
     await asyncio.sleep(0.01)
-    assert ws.sent[-3:] == [b"pong", b"snapshot", b"u7"] and b"u6" not in ws.sent
+    assert ws.sent == [b"pong", b"snapshot", b"u7"]
+    assert len(ws.writes) == 1  # everything queued went out in one write, one frame per message
+    sub.close()
+
+
+async def test_frame_writer_writes_a_tick_in_order_with_one_write() -> None:
+    ws = _StuckSocket()
+    ws.paused = False
+    sub = Subscriber(ws, maxlen=100, on_overflow=lambda s: None)  # type: ignore[arg-type]
+    sub.subscribe(None)
+    for i in range(10):
+        sub.push(b'{"n":%d}' % i)
+    sub.control(b"pong")
+    assert ws.sent == [] and sub.backlog() == 11  # queued until the end of the tick
+    await asyncio.sleep(0)
+    assert ws.sent == [b'{"n":%d}' % i for i in range(10)] + [b"pong"] and len(ws.writes) == 1
+    sub.push(b"next")
+    await asyncio.sleep(0)
+    assert ws.sent[-1] == b"next" and len(ws.writes) == 2
+    ws.protocol.state = State.CLOSING  # closing: nothing more is written
+    sub.push(b"late")
+    await asyncio.sleep(0)
+    assert ws.sent[-1] == b"next" and sub.closed
     sub.close()
 
 

@@ -227,6 +227,38 @@ async def test_a_flood_is_rate_limited_and_every_frame_answered(server: Proc) ->
         assert isinstance(await gina.ping(), P.Pong)
 
 
+async def test_pipelined_requests_are_acknowledged_once_each_in_order(server: Proc) -> None:
+    """Replies written a loop tick at a time (several frames per write) keep request order."""
+    async with connect(server.url, compression=None, proxy=None) as ws:
+        await ws.send(P.encode(P.Login(token=TOKENS[8], req=0)), text=True)
+        assert isinstance(P.decode_server(await ws.recv()), P.Welcome)
+        n = 300
+        frames = [P.encode(P.NewOrderRequest(symbol="XYZ", side="buy", qty=1, price=5_000 + i % 50, req=i + 1)) for i in range(n)]
+        frames += [P.encode(P.Ping(req=n + 1)), P.encode(P.MassCancelRequest(req=n + 2))]
+        for f in frames:
+            await ws.send(f, text=True)
+        acks: list[int] = []
+        while len(acks) < n + 2:
+            m = P.decode_server(await asyncio.wait_for(ws.recv(), 10))
+            if getattr(m, "req", None) is not None:
+                assert not isinstance(m, P.Error), m
+                acks.append(m.req)  # type: ignore[union-attr]
+        assert [a for a in acks if a <= n] == list(range(1, n + 1))  # each order accepted once, in order
+        assert sorted(a for a in acks if a > n) == [n + 1, n + 2]  # the ping is answered at once, maybe ahead
+        assert acks.index(n + 2) == n + 1  # the mass cancel after every order
+
+
+async def test_a_fragmented_message_is_one_request(server: Proc) -> None:
+    async with connect(server.url, compression=None, proxy=None) as ws:
+        login = P.encode(P.Login(token=TOKENS[8], req=1)).decode()
+        await ws.send([login[:5], login[5:12], login[12:]])  # three frames, one message
+        assert isinstance(P.decode_server(await ws.recv()), P.Welcome)
+        ping = P.encode(P.Ping(req=2))
+        await ws.send([ping[:4], ping[4:]])
+        reply = P.decode_server(await ws.recv())
+        assert isinstance(reply, P.Pong) and reply.req == 2
+
+
 async def test_cancel_on_disconnect_is_per_trader(server: Proc) -> None:
     feed = await FeedClient.connect(server.url + "/feed", ["XYZ"])
     keeper_client = await TraderClient.connect(server.url, TOKENS[8])  # cancel_on_disconnect false
