@@ -6,11 +6,13 @@
 Workloads (all on ``nyse``, 100 ms steps, episodes of 1000 steps, so a run of ``--steps``
 steps includes ``steps / 1000`` resets and their warm-up):
 
-- ``light``: ``exchange/Trading-v0`` with two noise traders at ``LIGHT_RATE_HZ`` and one
-  Avellaneda-Stoikov maker: about 5 book messages (commands, every participant counted)
-  per step;
-- ``heavy``: the same with four noise traders at ``HEAVY_RATE_HZ``: about 24 messages per
-  step;
+- ``light_flow``: ``exchange/Trading-v0`` with ``background="flow"`` (``envs.flow``: batched
+  noise flow and an Avellaneda-Stoikov maker sent straight to the book, no simulator):
+  about 5 book messages (commands, every participant counted) per step;
+- ``heavy_flow``: ``background="flow_heavy"``: about 24 messages per step;
+- ``light``: the scripted-agent background (``agents``' ``NoiseTrader`` x 2 at
+  ``LIGHT_RATE_HZ`` and one ``AvellanedaStoikovMaker`` in the simulator): about 5 messages;
+- ``heavy``: the same with four noise traders at ``HEAVY_RATE_HZ``: about 24 messages;
 - ``multi``: the PettingZoo ``ParallelEnv`` with 8 learning agents (``bench.envs_multi``),
   one step = all 8 agents acting once.
 
@@ -19,9 +21,11 @@ dear). The baseline run in the same process is gymnasium's ``CartPole-v1`` with 
 actions: the ceiling for any Python env on the machine; ``vs CartPole`` is our steps/s over
 its steps/s, so noise on a shared machine cancels out of the ratio.
 
-``--json``: the last stdout line is one JSON object with ``single_env_steps_per_s``,
-``heavy_env_steps_per_s``, ``multi_env_steps_per_s``, ``msgs_per_step``,
-``trades_per_step`` (of the light workload), the per-workload figures and the machine.
+``--json``: the last stdout line is one JSON object with ``single_env_steps_per_s`` and
+``heavy_env_steps_per_s`` (the flow background, named in ``single_env_background``),
+``single_env_scripted_steps_per_s`` and ``heavy_env_scripted_steps_per_s`` (the scripted
+agents), ``multi_env_steps_per_s``, ``msgs_per_step`` and ``trades_per_step`` (of
+``light_flow``), the per-workload figures and the machine.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from envs import REFERENCE_PRICE, Background
 
 LIGHT_RATE_HZ = 13.0
 HEAVY_RATE_HZ = 43.0
-TARGETS = {"light": 30_000, "heavy": 10_000}
+TARGETS = {"light_flow": 30_000, "heavy_flow": 10_000, "light": 30_000, "heavy": 10_000}
 
 
 def background(noise_traders: int, rate_hz: float) -> tuple[Background, ...]:
@@ -56,7 +60,9 @@ def background(noise_traders: int, rate_hz: float) -> tuple[Background, ...]:
     )
 
 
-WORKLOADS = {
+WORKLOADS: dict[str, Any] = {
+    "light_flow": "flow",
+    "heavy_flow": "flow_heavy",
     "light": background(2, LIGHT_RATE_HZ),
     "heavy": background(4, HEAVY_RATE_HZ),
 }
@@ -100,14 +106,15 @@ def measure_cartpole(steps: int, seed: int = 0) -> float:
 def benchmark(steps: int, multi_steps: int, repeats: int, seed: int, console: Console) -> dict[str, Any]:
     from bench.envs_multi import measure_multi
 
-    runs: dict[str, list[dict[str, float]]] = {"light": [], "heavy": [], "multi": []}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in WORKLOADS}
+    runs["multi"] = []
     cartpole: list[float] = []
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("envs", total=repeats * 4)
+        task = progress.add_task("envs", total=repeats * (len(WORKLOADS) + 2))
         for _ in range(repeats):
             cartpole.append(measure_cartpole(steps, seed))
             progress.advance(task)
-            for name in ("light", "heavy"):
+            for name in WORKLOADS:
                 runs[name].append(measure_single(name, steps, seed))
                 progress.advance(task)
             runs["multi"].append(measure_multi(n_agents=8, steps=multi_steps, seed=seed))
@@ -124,11 +131,14 @@ def benchmark(steps: int, multi_steps: int, repeats: int, seed: int, console: Co
         }
     w = result["workloads"]
     result.update(
-        single_env_steps_per_s=w["light"]["steps_per_s"],
-        heavy_env_steps_per_s=w["heavy"]["steps_per_s"],
+        single_env_steps_per_s=w["light_flow"]["steps_per_s"],
+        heavy_env_steps_per_s=w["heavy_flow"]["steps_per_s"],
+        single_env_background="flow",
+        single_env_scripted_steps_per_s=w["light"]["steps_per_s"],
+        heavy_env_scripted_steps_per_s=w["heavy"]["steps_per_s"],
         multi_env_steps_per_s=w["multi"]["steps_per_s"],
-        msgs_per_step=w["light"]["msgs_per_step"],
-        trades_per_step=w["light"]["trades_per_step"],
+        msgs_per_step=w["light_flow"]["msgs_per_step"],
+        trades_per_step=w["light_flow"]["trades_per_step"],
         steps=steps,
         multi_steps=multi_steps,
         repeats=repeats,

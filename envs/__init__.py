@@ -9,7 +9,8 @@ Importing this package registers, with ``gymnasium.register``:
 | ``exchange/Execution-v0`` | ``ExecutionEnv`` | ``MultiDiscrete([2, 2*max_offset+1, len(qty_buckets), 2])``: send, price offset, size, cancel all |
 
 ``action_type="box"`` gives each a continuous ``Box`` action, ``obs_type="dict"`` a ``Dict``
-observation. Trading and MarketMaking truncate through ``TimeLimit`` after
+observation, ``background="flow"`` (or ``"flow_heavy"``, or an ``envs.flow.FlowBackground``)
+the lean background of ``envs.flow`` instead of the scripted agents. Trading and MarketMaking truncate through ``TimeLimit`` after
 ``max_episode_steps`` (1000 steps of 100 ms); Execution after 200.
 Create them with ``gymnasium.make(id, **kwargs)``; the keyword arguments override fields of
 ``TradingConfig``. Each class docstring is the environment's spec page.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import gymnasium
 
 from envs.config import REFERENCE_PRICE, Background, TradingConfig, default_background
+from envs.flow import FLOW_HEAVY, FLOW_LIGHT, FlowBackground
 from envs import multi as exchange_multi_v0  # the Farama-style versioned module name
 from envs.execution import ExecutionEnv
 from envs.multi import BlackDeath, MultiTradingConfig, MultiTradingEnv
@@ -49,6 +51,9 @@ __all__ = [
     "ENV_IDS",
     "EXECUTION_STEPS",
     "ExecutionEnv",
+    "FLOW_HEAVY",
+    "FLOW_LIGHT",
+    "FlowBackground",
     "LEARNER",
     "MAX_EPISODE_STEPS",
     "REFERENCE_PRICE",

@@ -58,6 +58,8 @@ def indices(action: Any, nvec: Sequence[int], action_type: str = "discrete") -> 
     """The discrete indices of an action of either variant."""
     if action_type == "box":
         return [min(n - 1, max(0, int((float(a) + 1.0) * 0.5 * n))) for a, n in zip(action, nvec, strict=True)]
+    if type(action) is np.ndarray and action.dtype.kind in "iu":
+        return action.tolist()  # the same ints, without a Python loop
     return [int(a) for a in action]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents import MarketMakerConfig, NoiseConfig
+from envs.flow import FLOWS, FlowBackground
 from exchange.instrument import PRESETS
 from exchange.sim import MS, SECOND
 
@@ -38,7 +39,9 @@ class TradingConfig:
     preset: str = "nyse"  # instrument preset, a key of exchange.instrument.PRESETS ("nyse" | "cme")
     symbol: str = "XYZ"  # the one symbol traded
     reference_price: int | None = None  # starting fair price (price units); None: REFERENCE_PRICE[preset]
-    background: tuple[Background, ...] | None = None  # scripted traders; None: default_background(...)
+    # the background: scripted traders (Background(...)s; None: default_background(...)), or the
+    # lean flow of envs.flow: "flow" (light, ~5 msgs/step), "flow_heavy" (~24) or a FlowBackground
+    background: tuple[Background, ...] | FlowBackground | str | None = None
     step_ns: int = 100 * MS  # simulated time one env step advances
     warmup_ns: int = 1 * SECOND  # background trading before the first observation (fills the book)
     horizon_steps: int = 1000  # episode length for the time-left feature when not registered
@@ -90,6 +93,8 @@ class TradingConfig:
             raise ValueError(f"action_type must be 'discrete' or 'box', got {self.action_type!r}")
         if self.obs_type not in ("box", "dict"):
             raise ValueError(f"obs_type must be 'box' or 'dict', got {self.obs_type!r}")
+        if isinstance(self.background, str) and self.background not in FLOWS:
+            raise ValueError(f"unknown background {self.background!r}; choose from {sorted(FLOWS)} or pass Background(...)s")
         if self.exec_side not in (1, -1):
             raise ValueError(f"exec_side must be 1 (buy) or -1 (sell), got {self.exec_side!r}")
 

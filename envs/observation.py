@@ -79,13 +79,22 @@ def level_features(
     """The ``4L`` level features and the spread, unclipped, from (price, qty) levels best first."""
     L, D, scale = config.depth, config.max_ticks, config.size_scale
     values: list[float] = []
-    for price, qty in bids[:L]:
-        values += ((mid - price) / tick, qty / scale)
-    values += (D, 0.0) * (L - min(L, len(bids)))
-    for price, qty in asks[:L]:
-        values += ((price - mid) / tick, qty / scale)
-    values += (D, 0.0) * (L - min(L, len(asks)))
-    values.append((asks[0][0] - bids[0][0]) / tick if bids and asks else D)
+    add = values.append
+    if len(bids) > L:
+        bids = bids[:L]
+    for price, qty in bids:
+        add((mid - price) / tick)
+        add(qty / scale)
+    if len(bids) < L:
+        values += (D, 0.0) * (L - len(bids))
+    if len(asks) > L:
+        asks = asks[:L]
+    for price, qty in asks:
+        add((price - mid) / tick)
+        add(qty / scale)
+    if len(asks) < L:
+        values += (D, 0.0) * (L - len(asks))
+    add((asks[0][0] - bids[0][0]) / tick if bids and asks else D)
     return values
 
 

@@ -24,6 +24,7 @@ from agents import make_agent
 from agents.base import OrderTracker
 from envs import actions
 from envs.config import TradingConfig, default_background
+from envs.flow import FlowBackground, FlowMarket, resolve
 from envs.observation import as_dict, book_levels, dict_observation_space, observation_space, observation_values, to_observation
 from envs.render import RgbRenderer
 from exchange.accounts import mark_price
@@ -73,10 +74,17 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     ## Description
 
     A continuous double auction (``exchange``) for one symbol, preset ``"nyse"`` (price-time
-    FIFO, tick 1 cent) or ``"cme"`` (pro rata with TOP, tick 25), populated by scripted
-    background traders (default: two ``NoiseTrader`` and one ``AvellanedaStoikovMaker``).
-    Before the first observation the background trades alone for ``warmup_ns`` so the book
-    has depth. Each step the agent's action becomes orders, sent at the start of the step
+    FIFO, tick 1 cent) or ``"cme"`` (pro rata with TOP, tick 25), populated by background
+    traders. ``background`` chooses them: scripted agents of ``agents`` running in the
+    discrete-event simulator (default: two ``NoiseTrader`` and one
+    ``AvellanedaStoikovMaker``), or ``"flow"`` / ``"flow_heavy"`` / an
+    ``envs.flow.FlowBackground``: the lean background of ``envs.flow`` (noise traders and an
+    Avellaneda-Stoikov maker as in ``vector.background``, about 5 or 24 book messages per
+    step, sent straight to the book without the simulator; several times faster, see that
+    module for its rules and what it accounts). Either way every order, the agent's and the
+    background's, goes through the same matching engine, and the agent's orders through the
+    venue's risk checks. Before the first observation the background trades alone for
+    ``warmup_ns`` so the book has depth. Each step the agent's action becomes orders, sent at the start of the step
     with zero latency, and the simulation advances ``step_ns`` (default 100 ms). Orders are
     GTC limit orders that match in the engine like anyone else's: an order through the
     touch walks the book and pays the prices it finds, a passive order waits in its queue.
@@ -147,12 +155,13 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     ``render_mode="ansi"`` makes ``render()`` return the depth ladder as text;
     ``"rgb_array"`` returns an RGB ``uint8`` image (depth chart, mid price of the episode,
     the agent's position) for ``gymnasium.wrappers.RecordVideo``.
-    ``reset(seed=...)`` is the only seeding path: the seed fixes the simulator's seed and so
-    the whole episode for a given action sequence.
+    ``reset(seed=...)`` is the only seeding path: the seed fixes the simulator's seed (or the
+    flow's generator) and so the whole episode for a given action sequence.
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version; ``background="flow"`` added later (the default background and
+      its trajectories are unchanged).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
@@ -174,7 +183,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self._shape = flat.shape
         self.observation_space = dict_observation_space(cfg) if cfg.obs_type == "dict" else flat
         self._renderer: RgbRenderer | None = None
-        self.sim: Simulator | None = None
+        self.sim: Simulator | FlowMarket | None = None
         self.exchange: Exchange | None = None
         self.learner: Learner | None = None
 
@@ -201,8 +210,11 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         )
 
     def _fallback_price(self) -> int:
-        """The mark (else ``reference_price``) rounded to the tick: the touch of an empty side."""
-        return actions.fallback_price(self._mark(), self.tick)
+        """The mark (else ``reference_price``) rounded to the tick: the touch of an empty side.
+
+        ``self.mid`` is that mark as the last step (or reset) left the book, which is the book
+        the action sees: nothing trades between the end of a step and the next action."""
+        return actions.fallback_price(self.mid, self.tick)
 
     # ---- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -215,13 +227,22 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             risk=RiskLimits(max_position=cfg.max_position, max_open_orders=cfg.max_open_orders),
         )
         self.learner = Learner(LEARNER, cfg.symbol)
-        agents: list[Agent] = [self.learner]
-        background = cfg.background if cfg.background is not None else default_background(ref, cfg.max_position)
-        for b in background:
-            for _ in range(b.count):
-                agents.append(make_agent(b.name, len(agents), cfg.symbol, b.config))
-        self.sim = Simulator(self.exchange, agents, seed=int(self.np_random.integers(2**62)))
+        background = resolve(cfg.background) if cfg.background is not None else default_background(ref, cfg.max_position)
+        seed = int(self.np_random.integers(2**62))
+        if isinstance(background, FlowBackground):
+            self.sim = FlowMarket(
+                self.exchange, cfg.symbol, background, self.learner,
+                seed=seed, step_ns=cfg.step_ns, reference_price=ref, max_position=cfg.max_position,
+            )
+        else:
+            agents: list[Agent] = [self.learner]
+            for b in background:
+                for _ in range(b.count):
+                    agents.append(make_agent(b.name, len(agents), cfg.symbol, b.config))
+            self.sim = Simulator(self.exchange, agents, seed=seed)
         self.sim.run(until=cfg.warmup_ns)
+        self._ctx = self.sim.context(LEARNER)
+        self._engine = self.exchange.engines[cfg.symbol]
         self.account = self.exchange.accounts.account(LEARNER)
         self.horizon = cfg.horizon_steps
         self.steps = 0
@@ -236,25 +257,28 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         sim, learner, cfg = self.sim, self.learner, self.config
         if sim is None or learner is None or self.exchange is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
-        events0, commands0 = sim.events_produced, len(sim.log)
+        flow_market = type(sim) is FlowMarket
+        events0, commands0 = sim.events_produced, sim.commands if flow_market else len(sim.log)
         learner.flow = learner.trades = 0
-        self._act(sim.context(LEARNER), action)
+        self._act(self._ctx, action)
         sim.run(until=sim.now + cfg.step_ns)
         self.steps += 1
+        engine = self._engine
+        self._mark_price = mark_price(engine.book, engine.last_price)  # the venue's mark, for _reward
         reward, terminated = self._reward()
-        mid = self._mark()
+        mid = self._mark_price if self._mark_price is not None else float(cfg.reference)
         mid_return = (mid - self.mid) / self.tick
         self.mid = mid
         self.mids.append(mid)
         obs = self._observation(mid_return, learner.flow)
-        info = self._info(sim.events_produced - events0, len(sim.log) - commands0)
+        info = self._info(sim.events_produced - events0, (sim.commands if flow_market else len(sim.log)) - commands0)
         return obs, float(reward), terminated, False, info
 
     def _reward(self) -> tuple[float, bool]:
         """(reward, terminated) of the step just simulated; see Rewards."""
         cfg = self.config
         assert self.exchange is not None
-        equity = self.account.equity(self.exchange.marks())
+        equity = self.account.equity({cfg.symbol: self._mark_price})  # Exchange.marks() of the one symbol
         inventory = self.account.position(cfg.symbol)
         money = (equity - self.equity) / self.tick  # ticks x lots
         self.equity = equity
@@ -309,7 +333,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     def _observation(self, mid_return: float, flow: int) -> np.ndarray | dict[str, np.ndarray]:
         cfg = self.config
         assert self.exchange is not None and self.learner is not None
-        bids, asks = book_levels(self.exchange.engines[cfg.symbol].book, cfg.depth)
+        bids, asks = book_levels(self._engine.book, cfg.depth)
         values = observation_values(
             bids,
             asks,

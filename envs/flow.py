@@ -1,0 +1,490 @@
+"""The lean background of the trading environments: noise flow and an inventory-skewed
+market maker sent straight to the book, without the simulator.
+
+``TradingConfig(background="flow")`` (or ``"flow_heavy"``, or any ``FlowBackground``)
+replaces the scripted agents (``agents``: each an ``exchange.sim.Agent`` deciding from its
+own delivered events, with its own ``Context`` and generator) by ``FlowMarket``, which
+generates the same kind of order flow in a few lines per message and submits it to the
+instrument's ``MatchingEngine`` directly. It is the scalar twin of ``vector.background``
+(``BackgroundParams``'s fields, defaults and rules, one book at a time): the same noise
+traders and Avellaneda-Stoikov maker, counted in messages per env step.
+
+Per env step, in this order (the environment sends the learner's commands first, at the
+start of the step, through the venue):
+
+1. Market maker (trader ``n_noise + 1``), if ``market_maker``: it quotes one side per step,
+   the bid on odd background steps and the ask on even ones (so each side is re-quoted
+   every two steps). Reservation price ``r = s - q gamma sigma^2 tau`` and spread
+   ``gamma sigma^2 tau + (2 / gamma) ln(1 + gamma / k)`` in ticks (fixed ``sigma``,
+   constant ``tau = horizon_s``), bid rounded down and ask up, at least
+   ``min_spread_ticks`` apart, clamped one tick inside the other traders' opposite best;
+   ``s`` is the mid of the other traders' best prices (else the last trade, else the one
+   side that shows, else ``reference_price``), ``q`` its position. Size ``quote_qty``, cut
+   so a fill cannot take ``|q|`` past ``max_inventory``. A standing quote that differs
+   (price, or more lots than wanted) is cancelled and the new one entered (post-only where
+   the instrument accepts it): two messages; a quote that still stands sends nothing.
+2. Noise traders (traders ``1 .. n_noise``): first each cancels its orders older than
+   ``max_age_steps``; then ``noise_rounds`` rounds, round ``r`` belonging to trader
+   ``r % n_noise``, each an arrival with probability ``p_arrival``: with probability
+   ``p_cancel`` a cancel of the trader's oldest working order; with ``p_market`` an IOC
+   market order of a random side (skipped when the opposite side is empty); otherwise a
+   GTC limit of a random side ``0..depth_ticks`` ticks behind the reference (mid, else
+   last trade, else the one side, else ``reference_price``), rounded to the tick on the
+   passive side, after cancelling the trader's oldest order if it has
+   ``max_open_orders``. Sizes are uniform on ``min_qty..max_qty`` lots. An order that
+   could take the trader's position past the venue's ``max_position`` (counting its
+   working orders of that side) is not sent.
+
+Every background order carries its trader's self-match id. Rates are per env step (they
+do not scale with ``step_ns``). An episode starts from a ladder of noise orders
+(``warm_levels`` each side, one to ``warm_levels`` ticks from ``reference_price``, sizes
+uniform on 1..10 lots), then the background runs alone for the environment's
+``warmup_ns`` (one background step per ``step_ns``).
+
+Randomness: a numpy ``PCG64`` seeded at reset from the environment's generator
+(``reset(seed=...)`` fixes the episode), read as raw 64-bit words in blocks of ``BLOCK``;
+one word per noise round, cut into fields as in ``vector.background``: bits 0-15 the
+arrival, 16-31 the kind, 32-47 the size, 48-62 the offset, 63 the side.
+
+Accounting and risk. The learner's commands go through ``Exchange.submit`` (risk limits,
+matching, accounts), as with the scripted background. Background commands skip the venue:
+no risk check (the flow keeps its own positions within ``max_position``) and no
+simulator. Every ``Fill`` they produce is applied to ``exchange.accounts``, so every
+trader's position, cash and fees are exact and the conservation laws hold; their
+acceptances are not (``Account.orders`` counts what went through ``Exchange.submit``,
+i.e. the learner's orders). When a background order fills a resting order of the learner,
+that command's events also go to the venue's open-order tracking (so its risk checks of the
+learner stay exact) and to the learner's ``OrderTracker``. The venue does not track the
+background traders' open orders; the flow reads them from the book itself.
+
+``info["commands"]`` counts every command that reached the book (the learner's and the
+background's, refused ones included) and ``info["messages"]`` the events they produced,
+exactly as with the scripted background.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+import numpy as np
+
+from exchange.book import PRICE, QTY, BookSide
+from exchange.commands import Cancel, NewOrder
+from exchange.enums import OrderType, TimeInForce
+from exchange.events import Fill
+from exchange.venue import Exchange
+
+#: Raw random words drawn at a time.
+BLOCK = 1024
+
+_LIMIT, _MARKET = OrderType.LIMIT, OrderType.MARKET
+_GTC, _IOC = TimeInForce.GTC, TimeInForce.IOC
+_WALK = 64  # ticks walked from a price to find the next level before sorting the side
+
+
+@dataclass(frozen=True)
+class FlowBackground:
+    """Parameters of ``FlowMarket``: the fields and defaults of ``vector.background.BackgroundParams``
+    (sizes in lots, prices in ticks, rates per env step)."""
+
+    # ---- noise traders -------------------------------------------------------------------------
+    n_noise: int = 2  # noise traders
+    noise_rounds: int = 3  # noise rounds per env step (one possible arrival each)
+    p_arrival: float = 0.87  # probability that a round brings an arrival
+    p_market: float = 0.15  # share of arrivals that are market orders
+    p_cancel: float = 0.2  # share of arrivals that cancel the trader's oldest order
+    min_qty: int = 1  # order size, uniform on min_qty..max_qty
+    max_qty: int = 10
+    depth_ticks: int = 5  # a limit rests 0..depth_ticks ticks behind the reference price
+    max_age_steps: int = 50  # older noise orders are cancelled (5 s at 100 ms steps)
+    max_open_orders: int = 10  # per noise trader; at the cap its oldest order is cancelled
+    # ---- market maker --------------------------------------------------------------------------
+    market_maker: bool = True  # one Avellaneda-Stoikov maker
+    gamma: float = 0.1  # risk aversion, per tick
+    k: float = 1.5  # decay of the fill intensity, per tick
+    sigma: float = 1.0  # mid volatility, ticks per sqrt(second) (fixed, not estimated)
+    horizon_s: float = 1.0  # T - t in seconds (a rolling horizon)
+    quote_qty: int = 5  # lots per side
+    max_inventory: int = 50  # |inventory| bound of the maker
+    min_spread_ticks: int = 1  # narrowest quoted spread
+    # ---- the book an episode starts from -------------------------------------------------------
+    warm_levels: int = 5  # noise orders resting 1..warm_levels ticks each side of the reference at reset
+
+    def __post_init__(self) -> None:
+        if self.n_noise < 1 or self.noise_rounds < 0 or self.warm_levels < 0:
+            raise ValueError("need n_noise >= 1, noise_rounds >= 0, warm_levels >= 0")
+        if not (0 <= self.p_arrival <= 1 and 0 <= self.p_market and 0 <= self.p_cancel and self.p_market + self.p_cancel <= 1):
+            raise ValueError("probabilities must be in [0, 1], p_market + p_cancel <= 1")
+        if not 1 <= self.min_qty <= self.max_qty or self.max_qty > 255:
+            raise ValueError("need 1 <= min_qty <= max_qty <= 255")
+        if not 0 <= self.depth_ticks <= 255 or self.max_age_steps < 1 or self.max_open_orders < 1:
+            raise ValueError("need 0 <= depth_ticks <= 255, max_age_steps >= 1, max_open_orders >= 1")
+        if self.gamma <= 0 or self.k <= 0 or self.sigma < 0 or self.horizon_s < 0:
+            raise ValueError("need gamma, k > 0 and sigma, horizon_s >= 0")
+        if self.quote_qty < 1 or self.max_inventory < 0 or self.min_spread_ticks < 1:
+            raise ValueError("need quote_qty >= 1, max_inventory >= 0, min_spread_ticks >= 1")
+
+    @property
+    def n_traders(self) -> int:
+        """Background traders (noise traders, then the maker)."""
+        return self.n_noise + int(self.market_maker)
+
+    @property
+    def skew(self) -> float:
+        """Ticks the reservation price moves per lot of inventory."""
+        return self.gamma * self.sigma * self.sigma * self.horizon_s
+
+    @property
+    def spread(self) -> float:
+        """The model's total spread in ticks."""
+        return self.skew + (2.0 / self.gamma) * math.log1p(self.gamma / self.k)
+
+
+#: The light background: about 5 book messages per env step with a random learner (``bench.envs``).
+FLOW_LIGHT = FlowBackground()
+#: The heavy background: about 24 book messages per env step with a random learner.
+FLOW_HEAVY = FlowBackground(n_noise=4, noise_rounds=20, p_arrival=0.93)
+#: Names accepted by ``TradingConfig.background``.
+FLOWS = {"flow": FLOW_LIGHT, "flow_heavy": FLOW_HEAVY}
+
+
+def resolve(background: Any) -> Any:
+    """``TradingConfig.background`` with a flow name replaced by its ``FlowBackground``."""
+    if isinstance(background, str):
+        try:
+            return FLOWS[background]
+        except KeyError:
+            raise ValueError(f"unknown background {background!r}; choose from {sorted(FLOWS)} or pass Background(...)s") from None
+    return background
+
+
+class LearnerContext:
+    """What ``envs.actions`` needs of an ``exchange.sim.Context`` for the learner, in a
+    ``FlowMarket``: ``now``, ``submit(symbol, command)``, ``next_order_id()``, ``book(symbol)``
+    (plain attributes, kept current by the market)."""
+
+    __slots__ = ("trader", "now", "submit", "next_order_id", "book")
+
+    def __init__(self, market: FlowMarket, trader: int) -> None:
+        self.trader = trader
+        self.now = market.now
+        self.submit = market.submit
+        self.next_order_id = market.next_order_id
+        engines = market.exchange.engines
+        self.book = lambda symbol: engines[symbol].book
+
+
+class FlowMarket:
+    """One symbol of an ``Exchange``, one learner and a ``FlowBackground`` (see the module docstring).
+
+    Offers the part of ``exchange.sim.Simulator`` the environments use: ``now``,
+    ``seed``, ``run(until)`` (one background step at each multiple of ``step_ns``),
+    ``context(learner)``, ``events_produced``, and ``commands`` (commands processed, the
+    simulator's ``len(log)``). ``log`` is None; set it to a list to record
+    ``(time, symbol, events)`` of every command from then on (tests, debugging).
+    """
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        symbol: str,
+        params: FlowBackground,
+        learner: Any,
+        *,
+        seed: int,
+        step_ns: int,
+        reference_price: int,
+        max_position: int,
+    ) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.params = params
+        self.learner = learner  # an envs.trading.Learner: its OrderTracker, flow and trades are kept here
+        self.seed = seed
+        self.step_ns = step_ns
+        self.reference_price = reference_price
+        self.max_position = max_position
+        self.now = 0
+        self.steps = 0  # background steps run
+        self.events_produced = 0
+        self.commands = 0
+        self.log: list | None = None
+        engine = self.engine = exchange.engines[symbol]
+        self.book = engine.book
+        spec = engine.spec
+        self.tick, self.lot = spec.tick, spec.lot
+        self._post_only = spec.post_only
+        self._engine_submit = engine.submit
+        self._venue_submit = exchange.submit
+        self._apply = exchange.accounts.apply
+        self._bitgen = np.random.PCG64(seed)
+        self._words: list[int] = []
+        self._word = 0
+        self.next_order_id = count(1).__next__
+        self._due = step_ns
+        self._ctx = LearnerContext(self, learner.trader)
+        n = params.n_noise
+        self.noise_traders = list(range(1, n + 1))
+        self.maker = n + 1 if params.market_maker else None
+        accounts = exchange.accounts
+        # accounts opened now (cash is conserved from the start); positions read straight from them
+        self._positions = [accounts.account(t).positions for t in self.noise_traders]
+        self._maker_positions = accounts.account(self.maker).positions if self.maker is not None else {}
+        self.noise_orders: list[deque] = [deque() for _ in range(n)]  # (order id, side, step born, lots), oldest first
+        self._bound = [[0, 0, 0] for _ in range(n)]  # per noise trader, [_, buy lots, sell lots] queued
+        self._skew, self._half_spread = params.skew, params.spread / 2
+        self.quotes = {1: 0, -1: 0}  # the maker's bid and ask order ids (0: none)
+        self._p_arrival = round(params.p_arrival * 65536)
+        self._p_cancel = round(params.p_cancel * 65536)
+        self._p_market = round((params.p_cancel + params.p_market) * 65536)
+        self._n_qty = params.max_qty - params.min_qty + 1
+        self._warm()
+
+    # ---- the Simulator interface ---------------------------------------------------------------
+    def context(self, trader: int) -> LearnerContext:
+        if trader != self._ctx.trader:
+            raise KeyError(f"trader {trader} is not the learner of this FlowMarket")
+        return self._ctx
+
+    def run(self, until: int) -> None:
+        """Run the background steps due up to ``until`` (inclusive); the clock ends at ``until``."""
+        step = self._step
+        while self._due <= until:
+            self.now = self._due
+            self.steps += 1
+            step(self.steps)
+            self._due += self.step_ns
+        self.now = self._ctx.now = until
+
+    def submit(self, symbol: str, command: object) -> list:
+        """A learner's command, through the venue (risk, matching, accounts); its events."""
+        events = self._venue_submit(symbol, command)
+        self.commands += 1
+        self.events_produced += len(events)
+        if self.log is not None:
+            self.log.append((self.now, symbol, tuple(events)))
+        learner = self.learner
+        learner.orders.apply_all(events)
+        for ev in events:
+            if type(ev) is Fill:
+                learner.trades += 1
+                learner.flow += ev.aggressor * ev.qty
+        return events
+
+    # ---- background ----------------------------------------------------------------------------
+    def _send(self, command: object) -> list:
+        """A background command, straight to the engine; fills to the accounts (module docstring)."""
+        events = self._engine_submit(command)
+        self.commands += 1
+        self.events_produced += len(events)
+        if self.log is not None:
+            self.log.append((self.now, self.symbol, tuple(events)))
+        if len(events) > 2:  # anything shorter is an acceptance, a cancel or a refusal: no fill
+            fills = [ev for ev in events if type(ev) is Fill]
+            if fills:
+                learner = self.learner
+                learner.trades += len(fills)
+                learner.flow += sum(f.aggressor * f.qty for f in fills)
+                self._apply(self.symbol, fills)
+                me = learner.trader
+                if any(f.maker_trader == me for f in fills):
+                    learner.orders.apply_all(events)
+                    self.exchange._track(self.symbol, self.engine, events)
+        return events
+
+    def _draw(self) -> int:
+        """The next raw 64-bit random word."""
+        i = self._word
+        words = self._words
+        if i == len(words):
+            words = self._words = self._bitgen.random_raw(BLOCK).tolist()
+            i = 0
+        self._word = i + 1
+        return words[i]
+
+    def _warm(self) -> None:
+        """The starting ladder: ``warm_levels`` noise orders each side of the reference price."""
+        p, tick, lot = self.params, self.tick, self.lot
+        ref = max(1, round(self.reference_price / tick))
+        for level in range(1, p.warm_levels + 1):
+            word = self._draw()
+            for j, side in enumerate((1, -1)):
+                price = (ref - side * level) * tick
+                if price < tick:
+                    continue
+                k = (2 * level + j) % p.n_noise
+                trader = self.noise_traders[k]
+                qty = (1 + (((word >> (16 * j)) & 0xFFFF) * 10 >> 16)) * lot
+                oid = self.next_order_id()
+                self._send(NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader))
+                if oid in self.book.orders:
+                    self.noise_orders[k].append((oid, side, 0, qty))
+                    self._bound[k][side] += qty
+
+    def _step(self, t: int) -> None:
+        if self.maker is not None:
+            self._quote(t)
+        if self.params.noise_rounds:
+            self._noise(t)
+
+    def _noise(self, t: int) -> None:
+        """The noise traders' step: aged cancels, then ``noise_rounds`` rounds.
+
+        Each trader's queue holds ``(order id, side, step born, lots)`` of its orders that
+        rested, oldest first, some possibly filled since (the book says which are live);
+        ``_bound[k][side]`` sums the lots of its queued orders of a side, a bound on its
+        working lots there, so the exact sum is needed only where the bound could break
+        ``max_position``."""
+        p = self.params
+        R = p.noise_rounds
+        send, orders, symbol = self._send, self.book.orders, self.symbol
+        traders, queues, bounds = self.noise_traders, self.noise_orders, self._bound
+        born_before = t - p.max_age_steps
+        for k, q in enumerate(queues):
+            while q and q[0][2] <= born_before:
+                oid, side, _, qty = q.popleft()
+                bounds[k][side] -= qty
+                if oid in orders:
+                    send(Cancel(oid, traders[k]))
+        i = self._word
+        words = self._words
+        if i + R > len(words):
+            words = self._words = words[i:] + self._bitgen.random_raw(max(BLOCK, R)).tolist()
+            i = 0
+        self._word = i + R
+        p_arrival, p_cancel, p_market = self._p_arrival, self._p_cancel, self._p_market
+        engine, tick, lot, limit = self.engine, self.tick, self.lot, self.max_position
+        bids, asks, positions, next_id = self.book.bids, self.book.asks, self._positions, self.next_order_id
+        n, min_qty, n_qty, span, cap = p.n_noise, p.min_qty, self._n_qty, p.depth_ticks + 1, p.max_open_orders
+        for r in range(R):
+            w = words[i + r]
+            if (w & 0xFFFF) >= p_arrival:
+                continue
+            k = r % n
+            trader = traders[k]
+            q = queues[k]
+            u = (w >> 16) & 0xFFFF
+            if u < p_cancel:  # cancel the oldest working order
+                bound = bounds[k]
+                while q:
+                    oid, side, _, qty = q.popleft()
+                    bound[side] -= qty
+                    if oid in orders:
+                        send(Cancel(oid, trader))
+                        break
+                continue
+            side = 1 - 2 * (w >> 63)
+            qty = (min_qty + (((w >> 32) & 0xFFFF) * n_qty >> 16)) * lot
+            held = positions[k].get(symbol)
+            pos = held.qty if held is not None else 0
+            bound = bounds[k]
+            if abs(pos + side * qty) > limit or abs(pos + side * (bound[side] + qty)) > limit:
+                self._purge(k)  # the bound is not enough: count the working lots exactly
+                working = sum(orders[e[0]][QTY] for e in q if e[1] == side)
+                if abs(pos + side * (working + qty)) > limit:
+                    continue
+            bid, ask = bids.best, asks.best
+            if u < p_market:
+                if (ask if side == 1 else bid) is not None:
+                    send(NewOrder(next_id(), trader, side, qty, None, _MARKET, _IOC, None, None, None, False, trader))
+                continue
+            # the reference in half ticks: mid, else last trade, else the one side, else reference_price
+            if bid is not None and ask is not None:
+                ref2 = bid + ask
+            else:
+                last = engine.last_price
+                one = last if last is not None else bid if bid is not None else ask
+                ref2 = 2 * (one if one is not None else self.reference_price)
+            off = ((w >> 48) & 0x7FFF) * span >> 15
+            if side == 1:
+                price = (ref2 // (2 * tick) - off) * tick
+            else:
+                price = (off - (-ref2 // (2 * tick))) * tick
+            if len(q) >= cap:
+                self._purge(k)
+                if len(q) >= cap:
+                    oid, s, _, old = q.popleft()
+                    bound[s] -= old
+                    send(Cancel(oid, trader))
+            if price >= tick:
+                oid = next_id()
+                send(NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader))
+                if oid in orders:
+                    q.append((oid, side, t, qty))
+                    bound[side] += qty
+
+    def _purge(self, k: int) -> None:
+        """Drop the noise trader's filled orders from its queue (and its bounds)."""
+        q, orders = self.noise_orders[k], self.book.orders
+        live = [e for e in q if e[0] in orders]
+        if len(live) < len(q):
+            q.clear()
+            q.extend(live)
+            bound = self._bound[k]
+            bound[1] = sum(e[3] for e in live if e[1] == 1)
+            bound[-1] = sum(e[3] for e in live if e[1] == -1)
+
+    def _quote(self, t: int) -> None:
+        """The maker's quote of this step's side (see the module docstring)."""
+        p, book, tick = self.params, self.book, self.tick
+        orders = book.orders
+        bid_order = orders.get(self.quotes[1])
+        ask_order = orders.get(self.quotes[-1])
+        bids, asks = book.bids, book.asks
+        bb, ba = bids.best, asks.best
+        if bid_order is not None and bid_order[PRICE] == bb and bids.levels[bb].count == 1:
+            bb = _next_price(bids, bb, tick)
+        if ask_order is not None and ask_order[PRICE] == ba and asks.levels[ba].count == 1:
+            ba = _next_price(asks, ba, tick)
+        if bb is not None and ba is not None:
+            s = (bb + ba) / (2 * tick)
+        else:
+            last = self.engine.last_price
+            one = last if last is not None else bb if bb is not None else ba
+            s = (one if one is not None else self.reference_price) / tick
+        held = self._maker_positions.get(self.symbol)
+        inventory = held.qty if held is not None else 0
+        r = s - inventory * self._skew
+        bid_t = math.floor(r - self._half_spread + 1e-9)
+        ask_t = math.ceil(r + self._half_spread - 1e-9)
+        short = p.min_spread_ticks - (ask_t - bid_t)
+        if short > 0:  # widen around r, the odd tick on the side the inventory wants to close
+            bid_t -= short // 2 + (short % 2 if inventory >= 0 else 0)
+            ask_t += short // 2 + (short % 2 if inventory < 0 else 0)
+        if t % 2:
+            side, own = 1, bid_order
+            price = (min(bid_t, ba // tick - 1) if ba is not None else bid_t) * tick
+            qty = min(p.quote_qty, p.max_inventory - inventory)
+        else:
+            side, own = -1, ask_order
+            price = max(1, max(ask_t, bb // tick + 1) if bb is not None else ask_t) * tick
+            qty = min(p.quote_qty, p.max_inventory + inventory)
+        qty *= self.lot
+        valid = qty > 0 and price >= tick
+        if own is not None:
+            if valid and own[PRICE] == price and own[QTY] <= qty:
+                return  # the quote stands
+            self._send(Cancel(self.quotes[side], self.maker))
+        if valid:
+            oid = self.next_order_id()
+            mm = self.maker
+            self._send(NewOrder(oid, mm, side, qty, price, _LIMIT, _GTC, None, None, None, self._post_only, mm))
+            self.quotes[side] = oid
+
+
+def _next_price(bs: BookSide, price: int, tick: int) -> int | None:
+    """The best level of a side worse than ``price`` (None: none)."""
+    levels, step = bs.levels, -bs.side * tick
+    p = price
+    for _ in range(_WALK):
+        p += step
+        if p in levels:
+            return p
+    worse = [q for q in levels if (q - price) * bs.side < 0]
+    if not worse:
+        return None
+    return max(worse) if bs.side == 1 else min(worse)
