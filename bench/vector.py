@@ -3,6 +3,7 @@
     python -m bench.vector                 # B = 1, 64, 1024, 4096 (and 16384 on a GPU), 3 repeats
     python -m bench.vector --quick         # smoke run: short streams, small batches
     python -m bench.vector --json          # last stdout line: one JSON object
+    python -m bench.vector --compile       # the torch.compile'd step (book and env); compile time reported
 
 Workload ("small-book stream"): ``bench.stream.generate_stream`` with ``target_live=16``
 (about 8 live orders per side instead of 2,000) and ``passive_ticks=3``, ``--steps``
@@ -46,7 +47,7 @@ from bench.engine import machine_info, pro_rata_spec
 from bench.vector_env import tune_malloc
 from bench.stream import DEFAULT_SEED, generate_stream
 from exchange import Fill, MatchingEngine, Rejected, nyse
-from vector.book import BookParams, Commands, Status, init, step
+from vector.book import BookParams, Commands, Status, init, step_fn
 
 BATCHES = (1, 64, 1024, 4096)
 GPU_BATCHES = (*BATCHES, 16384)
@@ -87,8 +88,9 @@ def batch_commands(streams: list[list], batch: int, device: str) -> list[Command
     return [cols[t] for t in range(steps)]
 
 
-def run_vector(params: BookParams, steps: list[Commands], batch: int, device: str) -> tuple[float, int, int]:
-    """Seconds for ``len(steps)`` steps of a fresh batch; total volume; CAPACITY refusals."""
+def run_vector(params: BookParams, steps: list[Commands], batch: int, device: str, step=step_fn()) -> tuple[float, int, int]:
+    """Seconds for ``len(steps)`` steps of a fresh batch; total volume; CAPACITY refusals
+    (``step``: ``vector.book.step`` or ``compiled_step()``)."""
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     with torch.inference_mode():
         state = init(params, batch, device)
@@ -116,6 +118,7 @@ def benchmark(
     threads: int | None = None,
     seed: int = DEFAULT_SEED,
     console: Console | None = None,
+    compile: bool = False,
 ) -> dict:
     if threads is not None:
         torch.set_num_threads(threads)
@@ -128,6 +131,14 @@ def benchmark(
     streams = make_streams(n_streams, steps, seed)
     say(f"generated {n_streams} streams x {steps} msgs in {time.perf_counter() - t0:.1f} s (not timed)")
     per_batch = {b: batch_commands(streams, b, device) for b in batches}
+    fn = step_fn(compile)
+    compile_s: dict[int, float] = {}
+    if compile:  # the first call at each batch size compiles: untimed, its seconds reported
+        for b in batches:
+            t0 = time.perf_counter()
+            run_vector(params, per_batch[b][:1], b, device, fn)
+            compile_s[b] = round(time.perf_counter() - t0, 1)
+            say(f"compiled the step for B={b} in {compile_s[b]} s (not timed)")
     scalar_runs: list[float] = []
     vector_runs: dict[int, list[float]] = {b: [] for b in batches}
     volumes: list[int] = []
@@ -135,7 +146,7 @@ def benchmark(
         dt, volumes, scalar_rejected = run_scalar(streams, spec)
         scalar_runs.append(n_streams * steps / dt)
         for b in batches:
-            dt, total, refused = run_vector(params, per_batch[b], b, device)
+            dt, total, refused = run_vector(params, per_batch[b], b, device, fn)
             expected = sum(volumes[j % n_streams] for j in range(b))
             if total != expected:
                 raise AssertionError(f"B={b}: vector traded {total} lots, the scalar engine {expected}")
@@ -156,6 +167,7 @@ def benchmark(
                 "max_msgs_per_s": round(max(rates)),
                 "step_us": round(b / med * 1e6, 1),
                 "ratio_vs_scalar": round(med / scalar, 3),
+                "compile_s": compile_s.get(b),
             }
         )
     by_b = {row["batch"]: row for row in rows}
@@ -168,6 +180,7 @@ def benchmark(
         "repeats": repeats,
         "seed": seed,
         "device": device,
+        "compile": compile,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "scalar_msgs_per_s": round(scalar),
@@ -189,7 +202,7 @@ def benchmark(
 def render(result: dict, console: Console) -> None:
     m = result["machine"]
     console.print(
-        f"[bold]Vector book benchmark[/bold]  {m['platform']} | {m['cpu']} ({m['cpus']} cpus) | "
+        f"[bold]Vector book benchmark[/bold] ({'compiled' if result.get('compile') else 'eager'} step)  {m['platform']} | {m['cpu']} ({m['cpus']} cpus) | "
         f"torch {result['torch']} on {result['device']}, {result['threads']} threads | commit {m['commit']}"
     )
     console.print(
@@ -229,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 30 steps, B = 1, 64, 256, 1 repeat")
     p.add_argument("--json", action="store_true", help="end the output with one JSON line")
     p.add_argument("--no-env", action="store_true", help="book figures only (skip bench.vector_env)")
+    p.add_argument("--compile", action="store_true", help="time vector.book.compiled_step() (torch.compile) instead of the eager step")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     tune_malloc()
@@ -238,13 +252,16 @@ def main(argv: list[str] | None = None) -> int:
         steps, repeats, n_streams, batches = 30, 1, 16, batches or (1, 64, 256)
     console = Console(width=None if sys.stdout.isatty() else 120)
     result = benchmark(
-        steps, n_streams, args.capacity, repeats, batches, args.rule, args.device, args.threads, console=console
+        steps, n_streams, args.capacity, repeats, batches, args.rule, args.device, args.threads, console=console,
+        compile=args.compile,
     )
     render(result, console)
     if not args.no_env:  # the vectorised env on the same batch sizes, with its own scalar-env baseline
         env_batches = batches or (vector_env.GPU_BATCHES if args.device.startswith("cuda") else vector_env.BATCHES)
         budget, scalar_steps = (640, 300) if args.quick else (100_000, 5_000)
-        env = vector_env.benchmark(env_batches, args.device, repeats, budget, scalar_steps, 0, args.capacity, console)
+        env = vector_env.benchmark(
+            env_batches, args.device, repeats, budget, scalar_steps, 0, args.capacity, console, compile=args.compile
+        )
         vector_env.render(env, console)
         result.update(
             env=env,

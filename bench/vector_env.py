@@ -3,6 +3,7 @@ against the scalar ``exchange/Trading-v0`` measured in the same run.
 
     python -m bench.vector_env                    # B = 1, 64, 1024, 4096 (+16384 on a GPU), 3 repeats
     python -m bench.vector_env --quick --json     # a smoke run
+    python -m bench.vector_env --compile          # VectorTradingEnv(compile=True)
 
 Workload ``light`` on both sides: the scalar env with ``bench.envs``'s light background (two
 noise traders at 13 Hz and an Avellaneda-Stoikov maker, about 5 book messages per step)
@@ -59,12 +60,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_vector_env(batch: int, steps: int, device: str, seed: int, capacity: int = 32) -> dict[str, float]:
+def measure_vector_env(batch: int, steps: int, device: str, seed: int, capacity: int = 32, compile: bool = False) -> dict[str, float]:
     """Env steps/s of ``VectorTradingEnv(batch)`` (light background) with random actions."""
     from vector.env import VectorTradingEnv
 
     dev = torch.device(device)
-    env = VectorTradingEnv(batch, device=dev, capacity=capacity)
+    env = VectorTradingEnv(batch, device=dev, capacity=capacity, compile=compile)
     gen = torch.Generator(device=dev).manual_seed(seed)
     nvec = torch.tensor(env.params.nvec(), device=dev)
     pool = [(torch.rand((batch, len(nvec)), generator=gen, device=dev) * nvec).long() for _ in range(16)]
@@ -108,17 +109,21 @@ def steps_for(batch: int, budget: int) -> int:
 
 
 def benchmark(
-    batches: tuple[int, ...], device: str, repeats: int, budget: int, scalar_steps: int, seed: int, capacity: int, console: Console
+    batches: tuple[int, ...], device: str, repeats: int, budget: int, scalar_steps: int, seed: int, capacity: int, console: Console,
+    compile: bool = False,
 ) -> dict[str, Any]:
     scalar: list[dict[str, float]] = []
     runs: dict[int, list[dict[str, float]]] = {b: [] for b in batches}
-    for b in batches:  # untimed: the first run at a new size pays glibc malloc's mmap/trim warm-up (tens of x)
-        measure_vector_env(b, 5, device, seed, capacity)
+    compile_s: dict[str, float] = {}
+    for b in batches:  # untimed: the first run at a new size pays glibc malloc's mmap/trim warm-up (tens of x), and compiles
+        t0 = time.perf_counter()
+        measure_vector_env(b, 5, device, seed, capacity, compile)
+        compile_s[str(b)] = round(time.perf_counter() - t0, 1)
     for r in range(repeats):
         scalar.append(measure_scalar_env(scalar_steps, seed))
         console.log(f"repeat {r + 1}/{repeats}: scalar {scalar[-1]['steps_per_s']:,.0f} steps/s")
         for b in batches:
-            runs[b].append(measure_vector_env(b, steps_for(b, budget), device, seed + r, capacity))
+            runs[b].append(measure_vector_env(b, steps_for(b, budget), device, seed + r, capacity, compile))
             console.log(f"  B={b}: {runs[b][-1]['env_steps_per_s']:,.0f} env steps/s")
     base = statistics.median(s["steps_per_s"] for s in scalar)
     per_batch: dict[str, Any] = {}
@@ -135,12 +140,14 @@ def benchmark(
             "steps": rs[0]["steps"],
             "overflowed_books": max(x["overflowed_books"] for x in rs),
             "vs_scalar_env": round(sps / base, 3),
+            "warmup_s": compile_s[str(b)],  # the untimed first run (with --compile: includes compiling)
         }
     ref = per_batch.get("4096") or per_batch[str(max(batches))]
     return {
         "workload": "light",
         "device": str(torch.device(device)) if torch.device(device).type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
+        "compile": compile,
         "capacity": capacity,
         "repeats": repeats,
         "scalar_env_steps_per_s": round(base),
@@ -157,7 +164,7 @@ def benchmark(
 
 def render(result: dict[str, Any], console: Console) -> None:
     table = Table(
-        title=f"vector env, light background, random actions, {result['device']} ({result['threads']} threads), "
+        title=f"vector env{' (compiled book step)' if result.get('compile') else ''}, light background, random actions, {result['device']} ({result['threads']} threads), "
         f"capacity {result['capacity']}, median of {result['repeats']}"
     )
     for col in ("B", "env steps/s", "ms/step", "msgs/step", "trades/step", "book msgs/s", "vs scalar env"):
@@ -185,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a smoke run: B = 1, 64; 1 repeat; tiny budgets")
+    p.add_argument("--compile", action="store_true", help="the env with compile=True (torch.compile'd book step)")
     p.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         batches, args.repeats, args.budget, args.scalar_steps = args.batches or (1, 64), 1, 640, 300
     console = Console(stderr=args.json)
-    result = benchmark(batches, args.device, args.repeats, args.budget, args.scalar_steps, args.seed, args.capacity, console)
+    result = benchmark(batches, args.device, args.repeats, args.budget, args.scalar_steps, args.seed, args.capacity, console, args.compile)
     result["malloc_tuned"] = malloc_tuned
     render(result, console)
     if args.json:

@@ -47,6 +47,7 @@ from vector import (
     Status,
     UnsupportedSpec,
     check_invariants,
+    compiled_step,
     init,
     levels,
     reset,
@@ -227,8 +228,11 @@ def generate(streams: list[BookStream], steps: int) -> tuple[list[list], list[li
     return cmds, expects
 
 
-def run_differential(spec: InstrumentSpec, capacity: int, streams: list[BookStream], steps: int, device: str = "cpu") -> int:
-    """Play the streams on the engine and on one batched vector book; compare every step."""
+def run_differential(
+    spec: InstrumentSpec, capacity: int, streams: list[BookStream], steps: int, device: str = "cpu", step=step
+) -> int:
+    """Play the streams on the engine and on one batched vector book; compare every step
+    (``step``: the transition under test, the eager ``vector.step`` or a compiled one)."""
     cmds, expects = generate(streams, steps)
     params = BookParams.from_spec(spec, capacity)
     B = len(streams)
@@ -484,6 +488,27 @@ def test_cuda_equals_engine() -> None:
     spec = SPECS["pro_rata"]()
     streams = [BookStream(300 + b, spec, 8, depth=6, aggression=0.3) for b in range(8)]
     assert run_differential(spec, 8, streams, 100, device="cuda") == 800
+
+
+# ---- the compiled transition is the eager one ------------------------------------------------------
+@pytest.fixture(scope="module")
+def compiled():
+    """``vector.compiled_step()``, compiled once for the module (skipped only where inductor
+    cannot build a kernel on this machine)."""
+    try:
+        torch.compile(lambda x: x + 1, dynamic=False)(torch.zeros(2, dtype=torch.int64))
+    except Exception as e:  # no C++ compiler, unsupported platform
+        pytest.skip(f"torch.compile unavailable here: {e!r}")
+    return compiled_step()
+
+
+@pytest.mark.parametrize("rule", ["fifo", "pro_rata", "pro_rata_min"])
+def test_compiled_step_equals_engine(compiled, rule: str) -> None:
+    """The inductor-compiled step on the same random streams: the engine's fills, statuses,
+    TOP, last price and ``state_hash`` after every step, as the eager step."""
+    spec = SPECS[rule]()
+    streams = [BookStream(4000 + b, spec, 8, depth=(2, 4, 8, 12)[b % 4], aggression=(0.1, 0.3)[b % 2]) for b in range(8)]
+    assert run_differential(spec, 8, streams, 150, step=compiled) == 8 * 150
 
 
 def test_commands_new_and_cancel_helpers() -> None:

@@ -370,6 +370,24 @@ def test_cuda_equals_cpu() -> None:
             assert torch.equal(u, v.cpu())
 
 
+def test_compiled_book_equals_eager() -> None:
+    """``compile=True`` (the book transition through ``vector.book.compiled_step``): the same
+    observations, rewards, truncations, and books (by ``state_hash``) as the eager env,
+    across an auto-reset, with the pro-rata book and several learners too."""
+    try:
+        torch.compile(lambda x: x + 1, dynamic=False)(torch.zeros(2, dtype=torch.int64))
+    except Exception as e:  # no C++ compiler, unsupported platform
+        pytest.skip(f"torch.compile unavailable here: {e!r}")
+    for make in (
+        lambda **kw: VectorTradingEnv(8, horizon_steps=25, **kw),
+        lambda **kw: VectorMultiTradingEnv(8, n_agents=2, preset="cme", horizon_steps=25, **kw),
+    ):
+        eager, comp = make(), make(compile=True)
+        actions = random_actions(eager, 40, 5)
+        assert_same(run(eager, 9, actions), run(comp, 9, actions))
+        assert state_hashes(eager.state.book) == state_hashes(comp.state.book)
+
+
 # ---- SB3 adapter ----------------------------------------------------------------------------------------
 def test_sb3_vecenv_adapter_contract() -> None:
     from vector.sb3 import VectorTradingVecEnv

@@ -21,8 +21,10 @@ from vector.book import (
     UnsupportedSpec,
     init,
     levels,
+    compiled_step,
     reset,
     step,
+    step_fn,
 )
 from vector.background import LIGHT, BackgroundParams
 from vector.env import EnvParams, VectorMultiTradingEnv, VectorTradingEnv, remove_orders
@@ -51,10 +53,12 @@ __all__ = [
     "StepOut",
     "UnsupportedSpec",
     "check_invariants",
+    "compiled_step",
     "init",
     "levels",
     "reset",
     "state_hash",
     "state_hashes",
     "step",
+    "step_fn",
 ]

@@ -45,8 +45,10 @@ icebergs, minimum quantity, modify, mass cancel, session end, self-match prevent
 vector command has no SMP id; the engine checks none without one), price bands, the
 ``split`` rule.
 
-Cost: every step is a fixed sequence of about 60 tensor operations on ``[B, 2, capacity]``
-tensors, whatever the commands: O(B x capacity) work and no data-dependent control flow.
+Cost: every step is a fixed sequence of tensor operations, mostly on ``[B, capacity]``
+rows (the work row and the other row of each book, see ``step``), whatever the commands:
+O(B x capacity) work and no data-dependent control flow. ``compiled_step()`` is the same
+function through ``torch.compile`` (a few fused kernels; ``step`` stays the reference).
 """
 
 from __future__ import annotations
@@ -311,52 +313,43 @@ class Commands:
 class StepOut:
     """What one step did, per book.
 
-    ``status``: ``[B]`` a ``Status`` code. ``fill``: ``[B, 2, capacity]`` lots each resting
-    order traded, laid out like the state *before* the step, whose ``price``, ``order_id``
-    and ``owner`` tensors ``maker_price``, ``maker_id`` and ``maker_owner`` are (no copy).
-    Only the opposite row of the taker has fills, and reading it in slot order gives the
-    engine's fill order (under pro rata an order that got nothing reads 0 between fills).
-    The taker is the command's ``order_id``/``trader``. ``filled``: ``[B]`` lots the order
-    traded. ``rested``: lots that rest on the book. ``cancelled``: lots of the command's
-    order cancelled (an IOC/FOK/MARKET remainder, or the open quantity a CANCEL removed),
-    as the engine's ``Cancelled`` event. ``fill_qty``, ``fill_price``, ``fill_maker_id`` and
-    ``fill_maker_owner`` give the opposite row alone as ``[B, capacity]`` (a gather each).
+    ``status``: ``[B]`` a ``Status`` code. ``taker_row``: ``[B]`` the row the command worked
+    on: the opposite row of a NEW order (ASK for a buy), the row of the order a CANCEL
+    names. ``fill_qty``: ``[B, capacity]`` lots each order of that row traded, in the row's
+    slot order *before* the step, and ``fill_price``, ``fill_maker_id``,
+    ``fill_maker_owner`` that row's prices, order ids and owners (reading them in slot order
+    gives the engine's fill order; under pro rata an order that got nothing reads 0 between
+    fills). ``maker_price``, ``maker_id``, ``maker_owner``: the whole state before the step
+    (``[B, 2, capacity]``, no copy), and ``fill`` the fills laid out like them (built on
+    access). The taker is the command's ``order_id``/``trader``. ``filled``: ``[B]`` lots the
+    order traded. ``rested``: lots that rest on the book. ``cancelled``: lots of the
+    command's order cancelled (an IOC/FOK/MARKET remainder, or the open quantity a CANCEL
+    removed), as the engine's ``Cancelled`` event.
     """
 
     status: Tensor
-    fill: Tensor
+    fill_qty: Tensor
+    fill_price: Tensor
+    fill_maker_id: Tensor
+    fill_maker_owner: Tensor
     maker_price: Tensor
     maker_id: Tensor
     maker_owner: Tensor
     filled: Tensor
     rested: Tensor
     cancelled: Tensor
-    taker_row: Tensor  # [B] the row the command traded against (ASK for a buy)
-
-    def _pick(self, t: Tensor) -> Tensor:
-        B, _, N = t.shape
-        return t.gather(1, self.taker_row.view(B, 1, 1).expand(B, 1, N)).squeeze(1)
+    taker_row: Tensor
 
     @property
-    def fill_qty(self) -> Tensor:
-        """``[B, capacity]`` fills on the taker's opposite row (computed on access)."""
-        return self._pick(self.fill)
-
-    @property
-    def fill_price(self) -> Tensor:
-        return self._pick(self.maker_price)
-
-    @property
-    def fill_maker_id(self) -> Tensor:
-        return self._pick(self.maker_id)
-
-    @property
-    def fill_maker_owner(self) -> Tensor:
-        return self._pick(self.maker_owner)
+    def fill(self) -> Tensor:
+        """``[B, 2, capacity]`` fills laid out like the pre-step state (computed on access)."""
+        B, N = self.fill_qty.shape
+        on = self.taker_row.view(B, 1, 1) == torch.arange(2, device=self.fill_qty.device).view(1, 2, 1)
+        return torch.where(on, self.fill_qty.view(B, 1, N), 0)
 
     def fills(self, b: int) -> list[tuple[int, int, int, int]]:
         """Book ``b``'s fills as ``(maker_id, maker_owner, price, qty)`` in order (host sync)."""
-        cols = [t[b].flatten().tolist() for t in (self.maker_id, self.maker_owner, self.maker_price, self.fill)]
+        cols = [t[b].tolist() for t in (self.fill_maker_id, self.fill_maker_owner, self.fill_price, self.fill_qty)]
         return [(i, o, p, q) for i, o, p, q in zip(*cols) if q]
 
 
@@ -404,9 +397,7 @@ def _consts(device: torch.device, n: int, params: BookParams) -> tuple[Tensor, .
         for t in params.tifs:
             tifs[t] = True
         c = (
-            torch.tensor([True, False]).view(1, 2, 1),  # row is BID
-            torch.tensor([0, EMPTY_ASK], dtype=DTYPE).view(1, 2, 1),  # empty price per row
-            torch.arange(n, dtype=DTYPE).view(1, 1, n),  # slot index
+            torch.arange(n, dtype=DTYPE).view(1, n),  # slot index
             torch.arange(2 * n, dtype=DTYPE).view(1, 2 * n),  # slot index in a book's two rows
             torch.tensor([0, 1], dtype=DTYPE).view(1, 2),  # row index
             types,
@@ -420,23 +411,43 @@ def _consts(device: torch.device, n: int, params: BookParams) -> tuple[Tensor, .
 
 # ---- the transition -------------------------------------------------------------------------
 def step(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState, StepOut]:
-    """Apply ``cmd`` (one command per book) to every book; return the new state and what happened."""
+    """Apply ``cmd`` (one command per book) to every book; return the new state and what happened.
+
+    Each book's work splits by row: the *work row* (the opposite row of a NEW order, the row
+    of the order a CANCEL names) loses a prefix of filled orders or the cancelled one; the
+    other row may gain the order's remainder. Both are computed on ``[B, N]`` rows and put
+    back in their places at the end.
+    """
     price, qty, oid, owner = state.price, state.qty, state.order_id, state.owner
     B, _, N = qty.shape
-    is_bid, empty_price, slot, flat_slot, rows, type_ok, tif_ok, check_status = _consts(qty.device, N, params)
+    slot, flat_slot, rows, type_ok, tif_ok, check_status = _consts(qty.device, N, params)
 
     kind, side, typ, tif, q = cmd.kind, cmd.side, cmd.type, cmd.tif, cmd.qty
     new, cancel = kind == NEW, kind == CANCEL
     buy = side == 1
     opp_row = buy.long()  # a buy trades against the ASK row, a sell against the BID row
-    opp = rows == opp_row[:, None]  # [B, 2]
-    own = ~opp
-    opp3, own3 = opp.unsqueeze(2), own.unsqueeze(2)
-    alive = qty > 0
-    first = qty[:, :, 0] > 0  # [B, 2] row not empty
-    opp_best = price[:, :, 0].gather(1, opp_row[:, None]).squeeze(1).long()
-    opp_empty = ~first.gather(1, opp_row[:, None]).squeeze(1)
-    own_full = (qty[:, :, N - 1] > 0).gather(1, 1 - opp_row[:, None]).squeeze(1)
+
+    # the order this id names (ids are unique in a book: one hit at most), on either row
+    hit = (oid == cmd.order_id.view(B, 1, 1)) & (qty > 0)
+    hit_flat = hit.view(B, 2 * N)
+    found = hit_flat.any(1)
+    hit_at = (hit_flat * flat_slot).sum(1)
+    hit_row = (hit_at >= N).long()
+    hit_slot = hit_at - N * hit_row
+    hit_owner = owner.view(B, 2 * N).gather(1, hit_at.view(B, 1)).squeeze(1)
+    hit_qty = qty.view(B, 2 * N).gather(1, hit_at.view(B, 1)).squeeze(1)
+    owned = found & (hit_owner == cmd.trader)
+
+    # the work row (w_*) and the other row (i_*, where a remainder rests)
+    wrow = torch.where(cancel, hit_row, opp_row)
+    w_ask = (wrow == ASK).view(B, 1)
+    w_price, w_qty, w_oid, w_owner = (torch.where(w_ask, t[:, ASK], t[:, BID]) for t in (price, qty, oid, owner))
+    i_price, i_qty, i_oid, i_owner = (torch.where(w_ask, t[:, BID], t[:, ASK]) for t in (price, qty, oid, owner))
+    w_top = torch.where(wrow == ASK, state.top[:, ASK], state.top[:, BID])
+    i_top = torch.where(wrow == ASK, state.top[:, BID], state.top[:, ASK])
+    opp_best = w_price[:, 0]  # (for a NEW order the work row is the opposite row)
+    opp_empty = w_qty[:, 0] <= 0
+    own_full = i_qty[:, N - 1] > 0
 
     # working limit: LIMIT its price, MARKET none, MARKET_PROTECT best +/- protection, MARKET_LIMIT best
     if params.market_as_protected:
@@ -447,24 +458,18 @@ def step(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState
     limit = torch.where(typ == _PROTECT, protect, opp_best)
     limit = torch.where(is_market, torch.where(buy, MAX_PRICE + 1, 1), limit)
     # (clamped so that an empty slot never reaches it, whatever a refused command says)
-    limit = torch.where(is_limit, cmd.price, limit).clamp_(1, MAX_PRICE + 1)
+    limit = torch.where(is_limit, cmd.price, limit).clamp(1, MAX_PRICE + 1)
     rests = (tif == _GTC) & ~is_market
 
-    # "at least as good as the limit" on each row's own scale: on the opposite row the orders
-    # the limit reaches, on the own row the orders ahead of a new order resting at the limit
-    lim3 = limit.view(B, 1, 1)
-    ge = torch.where(is_bid, price >= lim3, price <= lim3)
-    cross = ge & opp3
-    cq = qty * cross
-    incl = cq.cumsum(2)
-    fillable = incl[:, :, N - 1].sum(1)
-    hit = (oid == cmd.order_id.view(B, 1, 1)) & alive  # the order this id names
-    hit_flat = hit.view(B, 2 * N)
-    found = hit_flat.any(1)
-    hit_at = (hit_flat * flat_slot).sum(1, keepdim=True)  # ids are unique in a book: one hit at most
-    hit_owner = owner.view(B, 2 * N).gather(1, hit_at).squeeze(1)
-    hit_qty = qty.view(B, 2 * N).gather(1, hit_at).squeeze(1)
-    owned = found & (hit_owner == cmd.trader)
+    # "at least as good as the limit" on each row's own scale: on the work row the orders the
+    # limit reaches, on the other row the orders ahead of a new order resting at the limit
+    # (an empty slot never is: its price is 0 on the bid row, EMPTY_ASK on the ask row)
+    lim = limit.view(B, 1)
+    cross = torch.where(w_ask, w_price <= lim, w_price >= lim)
+    ahead = torch.where(w_ask, i_price >= lim, i_price <= lim)
+    cq = w_qty * cross
+    incl = cq.cumsum(1)
+    fillable = incl[:, N - 1]
 
     # refusals, in the order of _CHECKS (the engine's validation order)
     bad_enum = (typ < 0) | (typ > 5) | (tif < 0) | (tif > 3) | ((side != 1) & (side != -1))
@@ -498,61 +503,73 @@ def step(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState
     status = torch.where(refused, check_status[failed], ok)
     accepted = new & ~refused
     aggr = torch.where(accepted, q, 0)
-    a3 = aggr.view(B, 1, 1)
+    a = aggr.view(B, 1)
 
-    # allocation on the opposite row
+    # allocation on the work row
     before = incl - cq
     if params.rule == "fifo":
-        fill = (torch.minimum(incl, a3) - before).clamp_(min=0)
+        fill = (torch.minimum(incl, a) - before).clamp(min=0)
     else:
-        fill = pro_rata_fill(price, cq, incl, before, cross, a3, state.top & opp, slot, params.top, params.min_alloc)
+        fill = pro_rata_fill(w_price, cq, incl, before, cross, a, w_top, slot, params.top, params.min_alloc)
     filled = torch.minimum(aggr, fillable)
     rem = aggr - filled
     rest = accepted & rests & (rem > 0)
-    reached = (cross & (before < a3)).sum(2).gather(1, opp_row[:, None])  # [B, 1] slots traded into
+    reached = (cross & (before < a)).sum(1, keepdim=True)  # [B, 1] slots traded into
 
-    # Rebuild every row with one gather per field. The orders a step removes are a prefix of
-    # the opposite row (the filled ones: see pro_rata_fill) or the one cancelled order, and
-    # at most one order is inserted on the own row, so each destination slot reads the slot
-    # ``slot + filled out + cancelled before it - inserted before it``; past the live orders
-    # it reads an empty slot.
-    gone = ((fill == cq) & cross).sum(2, keepdim=True)  # [B, 2, 1] filled orders (a prefix)
-    kill = hit & (cancel & owned).view(B, 1, 1)
-    pos = (ge & own3).sum((1, 2)).view(B, 1, 1)  # own orders ahead of the new one
-    ins = rest.view(B, 1, 1) & own3
-    src = slot + gone + kill.cumsum(2) - (ins & (slot > pos)).long()
-    empty = src >= N
-    src = src.clamp_(max=N - 1)
+    # Rebuild both rows with one gather per field each. The work row loses a prefix (the
+    # filled orders: see pro_rata_fill) or the one cancelled order, so its slot j reads slot
+    # ``j + gone + (cancelled at or before j)``, empty past the live orders; the other row
+    # gains at most one order, at ``pos``, the orders from there on moving back one slot.
+    gone = ((fill == cq) & cross).sum(1, keepdim=True)  # [B, 1] filled orders (a prefix)
+    kill = (cancel & owned).view(B, 1)
+    kill_at = hit_slot.view(B, 1)
+    w_src = slot + gone + (kill & (slot >= kill_at)).long()
+    w_empty = w_src >= N
+    w_src = w_src.clamp(max=N - 1)
+    pos = ahead.sum(1, keepdim=True)  # orders ahead of the new one
+    ins = rest.view(B, 1)
+    i_src = slot - (ins & (slot > pos)).long()
     at_new = ins & (slot == pos)
+    w_empty_price = torch.where(w_ask, EMPTY_ASK, 0)
 
-    def rebuild(f: Tensor, empty_value: Tensor | int, new_value: Tensor) -> Tensor:
-        g = torch.where(empty, empty_value, f.gather(2, src))
-        return torch.where(at_new, new_value.view(B, 1, 1), g)
+    def put(w: Tensor, i: Tensor) -> Tensor:
+        """The two rows back in their places: ``[B, 2, N]``."""
+        ws, is_ = w.view(B, 1, N), i.view(B, 1, N)
+        ask = w_ask.view(B, 1, 1)
+        return torch.cat([torch.where(ask, is_, ws), torch.where(ask, ws, is_)], 1)
 
-    price2 = rebuild(price, empty_price, limit)
-    qty2 = rebuild(qty - fill, 0, rem)
-    oid2 = rebuild(oid, 0, cmd.order_id)
-    owner2 = rebuild(owner, 0, cmd.trader)
+    def rebuild(w: Tensor, i: Tensor, w_empty_value: Tensor | int, new_value: Tensor) -> Tensor:
+        w2 = torch.where(w_empty, w_empty_value, w.gather(1, w_src))
+        i2 = torch.where(at_new, new_value.view(B, 1), i.gather(1, i_src))
+        return put(w2, i2)
+
+    price2 = rebuild(w_price, i_price, w_empty_price, limit)
+    qty2 = rebuild(w_qty - fill, i_qty, 0, rem)
+    oid2 = rebuild(w_oid, i_oid, 0, cmd.order_id)
+    owner2 = rebuild(w_owner, i_owner, 0, cmd.trader)
 
     # TOP: lost when the row's first order goes; a rest ahead of the whole row is the new TOP
-    gone0 = (gone.squeeze(2) > 0) | kill[:, :, 0]
-    top = (state.top & ~gone0) | ((rest & (pos.view(B) == 0)).view(B, 1) & own)
+    w_top2 = w_top & (gone.view(B) == 0) & ~(kill.view(B) & (hit_slot == 0))
+    i_top2 = i_top | (rest & (pos.view(B) == 0))
+    top = torch.stack([torch.where(wrow == ASK, i_top2, w_top2), torch.where(wrow == ASK, w_top2, i_top2)], 1)
 
-    row_price = price.gather(1, opp_row.view(B, 1, 1).expand(B, 1, N)).squeeze(1)
-    deepest = row_price.gather(1, (reached - 1).clamp_(min=0)).squeeze(1)
+    deepest = w_price.gather(1, (reached - 1).clamp(min=0)).squeeze(1)
     last_price = torch.where(filled > 0, deepest, state.last_price)
-    cancelled = torch.where(accepted & ~rests, rem, 0) + torch.where(kill.view(B, 2 * N).any(1), hit_qty, 0)
+    cancelled = torch.where(accepted & ~rests, rem, 0) + torch.where(kill.view(B), hit_qty, 0)
 
     out = StepOut(
         status=status,
-        fill=fill,
+        fill_qty=fill,
+        fill_price=w_price,
+        fill_maker_id=w_oid,
+        fill_maker_owner=w_owner,
         maker_price=price,
         maker_id=oid,
         maker_owner=owner,
         filled=filled,
         rested=torch.where(rest, rem, 0),
         cancelled=cancelled,
-        taker_row=opp_row,
+        taker_row=wrow,
     )
     new_state = BookState(
         price=price2,
@@ -566,43 +583,80 @@ def step(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState
     return new_state, out
 
 
+_COMPILED: dict[bool, object] = {}
+
+
+def compiled_step(fullgraph: bool = True):
+    """``step`` compiled with ``torch.compile`` (inductor; C++ on CPU, Triton on CUDA).
+
+    The same function, traced once per batch size, device and ``BookParams`` (static
+    shapes: ``dynamic=False``) and fused into a few kernels; ``step`` itself stays the
+    eager reference (``tests/test_vector_book.py`` checks the two agree event for event and
+    by ``state_hash``). The first call at a new shape compiles (seconds to tens of seconds
+    on CPU); later calls reuse it. Returns a function with ``step``'s signature.
+    """
+    fn = _COMPILED.get(fullgraph)
+    if fn is None:
+        # One graph per batch size, device, BookParams and mix of inference / ordinary
+        # tensors among the inputs (a guard each): more than dynamo's default 8, past which
+        # it would silently fall back to eager. Raised for the process, never lowered.
+        import torch._dynamo.config as dynamo_config
+
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+        inner = torch.compile(step, dynamic=False, fullgraph=fullgraph)
+
+        def fn(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState, StepOut]:
+            _consts(state.qty.device, state.qty.shape[2], params)  # made eagerly: no retrace on the second call
+            return inner(state, params, cmd)
+
+        fn.__doc__ = step.__doc__
+        _COMPILED[fullgraph] = fn
+    return fn
+
+
+def step_fn(compile: bool = False):
+    """``compiled_step()`` if ``compile``, else ``step``."""
+    return compiled_step() if compile else step
+
+
 def pro_rata_fill(
-    price: Tensor, cq: Tensor, incl: Tensor, before: Tensor, cross: Tensor, a3: Tensor, top: Tensor, slot: Tensor,
+    price: Tensor, cq: Tensor, incl: Tensor, before: Tensor, cross: Tensor, a: Tensor, top: Tensor, slot: Tensor,
     use_top: bool, min_alloc: int,
 ) -> Tensor:
     """CME pro rata (``exchange.rules.pro_rata_allocate``) over the reachable orders ``cq``.
 
-    Levels the aggressor takes in full fill FIFO (the CME FIFO exception). On the one level
-    it takes in part (price ``P``, ``r`` lots arriving): the TOP order first (``top[b, row]``:
-    the row's first order is TOP, so it is TOP here only on the best level), then to each
-    other order ``floor(qty x r' / total')`` (``r'``, ``total'`` without TOP) if at least
-    ``min_alloc``, then the leftover FIFO. A share is always below the order's size, so the
-    orders this fills completely are a prefix of the row: the whole levels, then TOP, then
-    the orders the leftover completes in queue order.
+    ``[B, N]`` rows (the taker's opposite row), ``a`` ``[B, 1]`` the lots arriving, ``top``
+    ``[B]`` the row's first order is TOP. Levels the aggressor takes in full fill FIFO (the
+    CME FIFO exception). On the one level it takes in part (price ``P``, ``r`` lots
+    arriving): the TOP order first (the row's first order is TOP, so it is TOP here only on
+    the best level), then to each other order ``floor(qty x r' / total')`` (``r'``,
+    ``total'`` without TOP) if at least ``min_alloc``, then the leftover FIFO. A share is
+    always below the order's size, so the orders this fills completely are a prefix of the
+    row: the whole levels, then TOP, then the orders the leftover completes in queue order.
     """
-    B, R, N = cq.shape
-    k = ((incl <= a3) & cross).sum(2, keepdim=True)  # first slot not taken whole (FIFO count)
-    p_level = torch.where(k < N, price.gather(2, k.clamp(max=N - 1)), -1)  # the level taken in part, if any
+    B, N = cq.shape
+    k = ((incl <= a) & cross).sum(1, keepdim=True)  # first slot not taken whole (FIFO count)
+    p_level = torch.where(k < N, price.gather(1, k.clamp(max=N - 1)), -1)  # the level taken in part, if any
     in_p = cross & (price == p_level)
-    level_before = torch.where(in_p, before, torch.iinfo(cq.dtype).max).amin(2, keepdim=True)
+    level_before = torch.where(in_p, before, torch.iinfo(cq.dtype).max).amin(1, keepdim=True)
     whole = cross & (before < level_before)  # levels before P: taken whole, FIFO
-    r = (a3 - level_before).clamp(min=0)  # lots arriving at P (0: none, or no such level)
-    total = (cq * in_p).sum(2, keepdim=True)
+    r = (a - level_before).clamp(min=0)  # lots arriving at P (0: none, or no such level)
+    total = (cq * in_p).sum(1, keepdim=True)
     t = torch.zeros_like(r)
     if use_top:
-        top_here = top.unsqueeze(2) & (level_before == 0) & in_p[:, :, :1]
-        t = torch.where(top_here, cq[:, :, :1], 0)
+        top_here = top.view(B, 1) & (level_before == 0) & in_p[:, :1]
+        t = torch.where(top_here, cq[:, :1], 0)
     top_fill = torch.minimum(t, r)
     r2 = r - top_fill
     others = in_p if not use_top else in_p & ~((slot == 0) & top_here)
     share = cq * r2 // (total - t).clamp(min=1)
     share = torch.where(others & (share >= max(min_alloc, 1)), share, 0)
-    left = r2 - share.sum(2, keepdim=True)
+    left = r2 - share.sum(1, keepdim=True)
     room = torch.where(others, cq - share, 0)
-    extra = torch.minimum((left - (room.cumsum(2) - room)).clamp_(min=0), room)
+    extra = torch.minimum((left - (room.cumsum(1) - room)).clamp(min=0), room)
     fill = torch.where(whole, cq, 0) + share + extra
     if use_top:
-        fill[:, :, :1] += top_fill
+        fill = fill + torch.where(slot == 0, top_fill, 0)
     return fill
 
 

@@ -150,8 +150,9 @@ class EnvState:
 class Consts:
     """Constant tensors of one batch size and device (built once, never allocated in a step)."""
 
-    def __init__(self, p: EnvParams, batch: int, device: torch.device | str) -> None:
+    def __init__(self, p: EnvParams, batch: int, device: torch.device | str, compile: bool = False) -> None:
         cfg, bg, bp = p.config, p.background, p.book
+        self.compile = compile  # the book transition through vb.compiled_step() (else vb.step)
         dev = torch.device(device)
         self.device, self.batch = dev, batch
         i64 = dict(dtype=DTYPE, device=dev)
@@ -373,6 +374,7 @@ def step_state(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> tuple[En
     ``overflow`` (the book's sticky overflow flag), and ``final_obs`` with ``_final_obs``.
     """
     cfg, bg, bp = p.config, p.background, p.book
+    book_step = vb.compiled_step() if c.compile else vb.step  # (looked up per call: tests record vb.step)
     book = s.book
     B, _, C = book.qty.shape
     N, O, tick = p.n_learners, p.n_owners, bp.tick
@@ -460,7 +462,7 @@ def step_state(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> tuple[En
             kind=pick(l_kind), order_id=(t << _ROUND_BITS) + r, trader=i, side=pick(l_side), qty=pick(lqty),
             price=pick(l_price), type=c.limit, tif=c.gtc, post_only=c.no,
         )
-        book, out = vb.step(book, bp, cmd)
+        book, out = book_step(book, bp, cmd)
         outs.append((out, cmd.trader, cmd.side))
 
     # ---- 3. background rounds ---------------------------------------------------------------------
@@ -469,7 +471,7 @@ def step_state(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> tuple[En
             kind=torch.where(mm_place, vb.NEW, vb.NONE), order_id=(t << _ROUND_BITS) + N, trader=c.none + p.mm_owner,
             side=1 - 2 * q_row, qty=q_qty, price=q_price, type=c.limit, tif=c.gtc, post_only=c.post,
         )
-        book, out = vb.step(book, bp, cmd)
+        book, out = book_step(book, bp, cmd)
         outs.append((out, cmd.trader, cmd.side))
     for r in range(R):
         nb = noise_bits[:, r]
@@ -498,7 +500,7 @@ def step_state(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> tuple[En
             side=n_side, qty=n_qty, price=n_price, type=torch.where(is_market, c.market, c.limit),
             tif=torch.where(is_market, c.ioc, c.gtc), post_only=c.no,
         )
-        book, out = vb.step(book, bp, cmd)
+        book, out = book_step(book, bp, cmd)
         outs.append((out, cmd.trader, cmd.side))
 
     # ---- 4. accounts, reward, observation ---------------------------------------------------------
@@ -683,10 +685,12 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
     ## Arguments
 
     ``VectorTradingEnv(num_envs, config=None, background=LIGHT, capacity=32,
-    device="cpu", **overrides)``: ``config`` a ``TradingConfig`` whose fields
-    ``overrides`` replace; ``background`` a ``vector.background.BackgroundParams``;
-    ``capacity`` order slots per side of each book. ``reset(seed=s)`` seeds env ``i`` with
-    ``s + i``: an env's trajectory depends only on its own seed and actions.
+    device="cpu", compile=False, **overrides)``: ``config`` a ``TradingConfig`` whose
+    fields ``overrides`` replace; ``background`` a ``vector.background.BackgroundParams``;
+    ``capacity`` order slots per side of each book; ``compile`` runs the book transition
+    through ``vector.book.compiled_step()`` (same results; the first step compiles).
+    ``reset(seed=s)`` seeds env ``i`` with ``s + i``: an env's trajectory depends only on
+    its own seed and actions.
 
     ## Version History
 
@@ -703,6 +707,7 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
         background: BackgroundParams = LIGHT,
         capacity: int = 32,
         device: torch.device | str = "cpu",
+        compile: bool = False,
         **overrides: Any,
     ) -> None:
         cfg = config if config is not None else TradingConfig()
@@ -711,7 +716,7 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
         self.params = EnvParams.make(cfg, background, capacity, self.n_learners)
         self.num_envs = num_envs
         self.device = torch.device(device)
-        self.consts = Consts(self.params, num_envs, self.device)
+        self.consts = Consts(self.params, num_envs, self.device, compile)
         self.config = cfg
         low, high = observation_bounds(cfg)
         nvec = self.params.nvec()
