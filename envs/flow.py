@@ -33,7 +33,10 @@ start of the step, through the venue):
    passive side, after cancelling the trader's oldest order if it has
    ``max_open_orders``. Sizes are uniform on ``min_qty..max_qty`` lots. An order that
    could take the trader's position past the venue's ``max_position`` (counting its
-   working orders of that side) is not sent.
+   working orders of that side) is not sent. A noise trader's working orders are known
+   exactly without reading the book: ``FlowMarket.noise_orders`` follows them from the
+   events of every command (their entry, fills against them, cancels, self-match
+   cancels), and ``FlowMarket.check_invariants()`` compares it with the book.
 
 Every background order carries its trader's self-match id. Rates are per env step (they
 do not scale with ``step_ns``). An episode starts from a ladder of noise orders
@@ -53,9 +56,15 @@ simulator. Every ``Fill`` they produce is applied to ``exchange.accounts``, so e
 trader's position, cash and fees are exact and the conservation laws hold; their
 acceptances are not (``Account.orders`` counts what went through ``Exchange.submit``,
 i.e. the learner's orders). When a background order fills a resting order of the learner,
-that command's events also go to the venue's open-order tracking (so its risk checks of the
-learner stay exact) and to the learner's ``OrderTracker``. The venue does not track the
-background traders' open orders; the flow reads them from the book itself.
+that command's fills go through ``Exchange.record`` (accounts and the venue's open-order
+tracking, so its risk checks of the learner stay exact) and to the learner's
+``OrderTracker``. The venue does not track the background traders' open orders.
+
+Batches. Background commands whose decisions do not depend on each other's outcome (a
+step's aged cancels; a cancel and the order decided with it: the maker's re-quote, a
+noise order at ``max_open_orders``) reach the engine in one ``MatchingEngine.submit_many``
+call, which gives the same events as sending them one by one; each is still one command.
+With ``FlowMarket.log`` set they are sent one by one (one log entry per command).
 
 ``info["commands"]`` counts every command that reached the book (the learner's and the
 background's, refused ones included) and ``info["messages"]`` the events they produced,
@@ -65,17 +74,16 @@ exactly as with the scripted background.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
 import numpy as np
 
-from exchange.book import PRICE, QTY, BookSide
+from exchange.book import HIDDEN, PRICE, QTY, SIDE, TRADER, BookSide
 from exchange.commands import Cancel, NewOrder
 from exchange.enums import OrderType, TimeInForce
-from exchange.events import Fill
+from exchange.events import BookUpdate, Cancelled, Fill
 from exchange.venue import Exchange
 
 #: Raw random words drawn at a time.
@@ -186,6 +194,11 @@ class FlowMarket:
     ``context(learner)``, ``events_produced``, and ``commands`` (commands processed, the
     simulator's ``len(log)``). ``log`` is None; set it to a list to record
     ``(time, symbol, events)`` of every command from then on (tests, debugging).
+
+    ``noise_orders[k]`` holds noise trader ``k + 1``'s resting orders exactly, oldest first:
+    order id -> ``[order id, side, step born, open lots]``, kept from the events of every
+    command (its own entries and cancels, fills against it, self-match cancels), so no
+    decision reads the book to find them; ``check_invariants()`` compares them with the book.
     """
 
     def __init__(
@@ -219,23 +232,25 @@ class FlowMarket:
         self.tick, self.lot = spec.tick, spec.lot
         self._post_only = spec.post_only
         self._engine_submit = engine.submit
+        self._engine_submit_many = engine.submit_many
         self._venue_submit = exchange.submit
         self._apply = exchange.accounts.apply
+        self._record = exchange.record
         self._bitgen = np.random.PCG64(seed)
         self._words: list[int] = []
         self._word = 0
         self.next_order_id = count(1).__next__
         self._due = step_ns
         self._ctx = LearnerContext(self, learner.trader)
-        n = params.n_noise
-        self.noise_traders = list(range(1, n + 1))
+        n = self._n_noise = params.n_noise
+        self.noise_traders = list(range(1, n + 1))  # noise trader k + 1 is noise_orders[k]
         self.maker = n + 1 if params.market_maker else None
         accounts = exchange.accounts
         # accounts opened now (cash is conserved from the start); positions read straight from them
         self._positions = [accounts.account(t).positions for t in self.noise_traders]
         self._maker_positions = accounts.account(self.maker).positions if self.maker is not None else {}
-        self.noise_orders: list[deque] = [deque() for _ in range(n)]  # (order id, side, step born, lots), oldest first
-        self._bound = [[0, 0, 0] for _ in range(n)]  # per noise trader, [_, buy lots, sell lots] queued
+        self.noise_orders: list[dict[int, list]] = [{} for _ in range(n)]  # see the class docstring
+        self._working = [[0, 0, 0] for _ in range(n)]  # per noise trader, [_, buy lots, sell lots] resting
         self._skew, self._half_spread = params.skew, params.spread / 2
         self.quotes = {1: 0, -1: 0}  # the maker's bid and ask order ids (0: none)
         self._p_arrival = round(params.p_arrival * 65536)
@@ -268,12 +283,33 @@ class FlowMarket:
         if self.log is not None:
             self.log.append((self.now, symbol, tuple(events)))
         learner = self.learner
-        learner.orders.apply_all(events)
+        apply = learner.orders.apply
+        n = self._n_noise
         for ev in events:
-            if type(ev) is Fill:
+            t = type(ev)
+            if t is BookUpdate:
+                continue
+            if t is Fill:
                 learner.trades += 1
                 learner.flow += ev.aggressor * ev.qty
+                if 0 < ev.maker_trader <= n:
+                    self._noise_filled(ev.maker_trader - 1, ev.maker_id, ev.qty)
+            apply(ev)
         return events
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError unless ``noise_orders`` (and the working lots per side) are
+        exactly the noise traders' resting orders in the book, oldest first."""
+        orders = self.book.orders
+        for k, trader in enumerate(self.noise_traders):
+            mine = self.noise_orders[k]
+            resting = {oid: o[QTY] + o[HIDDEN] for oid, o in orders.items() if o[TRADER] == trader}
+            assert resting == {oid: e[3] for oid, e in mine.items()}, f"noise trader {trader}: tracked orders differ from the book"
+            assert all(oid == e[0] and orders[oid][SIDE] == e[1] for oid, e in mine.items())
+            born = [e[2] for e in mine.values()]
+            assert born == sorted(born), "noise orders out of age order"
+            for side in (1, -1):
+                assert self._working[k][side] == sum(e[3] for e in mine.values() if e[1] == side)
 
     # ---- background ----------------------------------------------------------------------------
     def _send(self, command: object) -> list:
@@ -284,17 +320,86 @@ class FlowMarket:
         if self.log is not None:
             self.log.append((self.now, self.symbol, tuple(events)))
         if len(events) > 2:  # anything shorter is an acceptance, a cancel or a refusal: no fill
-            fills = [ev for ev in events if type(ev) is Fill]
-            if fills:
-                learner = self.learner
-                learner.trades += len(fills)
-                learner.flow += sum(f.aggressor * f.qty for f in fills)
-                self._apply(self.symbol, fills)
-                me = learner.trader
-                if any(f.maker_trader == me for f in fills):
-                    learner.orders.apply_all(events)
-                    self.exchange._track(self.symbol, self.engine, events)
+            self._settle(events)
         return events
+
+    def _send_after_cancel(self, cancel: Cancel, command: object) -> None:
+        """``cancel`` (of a resting order: two events, no fill) then ``command``, in one batch
+        (``MatchingEngine.submit_many``; the same events as two ``_send``s)."""
+        if self.log is not None:
+            self._send(cancel)
+            self._send(command)
+            return
+        events = self._engine_submit_many((cancel, command))
+        self.commands += 2
+        self.events_produced += len(events)
+        if len(events) > 4:
+            self._settle(events)
+
+    def _send_cancels(self, cancels: list) -> None:
+        """Cancels of resting orders (two events each, no fill), in one batch."""
+        if self.log is not None or len(cancels) == 1:
+            for c in cancels:
+                self._send(c)
+            return
+        events = self._engine_submit_many(cancels)
+        self.commands += len(cancels)
+        self.events_produced += len(events)
+
+    def _settle(self, events: list) -> None:
+        """Fills of a background command to the accounts (and, where they hit the learner's
+        orders, to the venue's tracking and the learner's tracker); noise orders it filled
+        or cancelled (self-match) leave ``noise_orders``."""
+        fills = []
+        n, me, hit = self._n_noise, self.learner.trader, False
+        for ev in events:
+            t = type(ev)
+            if t is Fill:
+                fills.append(ev)
+                maker = ev.maker_trader
+                if 0 < maker <= n:
+                    self._noise_filled(maker - 1, ev.maker_id, ev.qty)
+                elif maker == me:
+                    hit = True
+            elif t is Cancelled and 0 < ev.trader <= n:
+                e = self.noise_orders[ev.trader - 1].pop(ev.order_id, None)
+                if e is not None:
+                    self._working[ev.trader - 1][e[1]] -= e[3]
+        if fills:
+            learner = self.learner
+            learner.trades += len(fills)
+            learner.flow += sum(f.aggressor * f.qty for f in fills)
+            if hit:
+                self._record(self.symbol, fills)  # accounts, and the venue's view of the learner's orders
+                learner.orders.apply_all(fills)
+            else:
+                self._apply(self.symbol, fills)
+
+    def _noise_filled(self, k: int, order_id: int, qty: int) -> None:
+        """``qty`` lots of noise trader ``k + 1``'s resting order traded."""
+        e = self.noise_orders[k].get(order_id)
+        if e is not None:
+            self._working[k][e[1]] -= qty
+            if e[3] == qty:
+                del self.noise_orders[k][order_id]
+            else:
+                e[3] -= qty
+
+    def _forget(self, k: int, e: list) -> Cancel:
+        """Take noise trader ``k + 1``'s resting order ``e`` (an entry of ``noise_orders[k]``)
+        out of ``noise_orders``; the ``Cancel`` to send for it."""
+        oid = e[0]
+        del self.noise_orders[k][oid]
+        self._working[k][e[1]] -= e[3]
+        return Cancel(oid, self.noise_traders[k])
+
+    def _rested(self, k: int, order_id: int, side: int, born: int) -> None:
+        """Enter noise trader ``k + 1``'s new order in ``noise_orders`` if (what is left of) it rests."""
+        o = self.book.orders.get(order_id)
+        if o is not None:
+            qty = o[QTY] + o[HIDDEN]
+            self.noise_orders[k][order_id] = [order_id, side, born, qty]
+            self._working[k][side] += qty
 
     def _draw(self) -> int:
         """The next raw 64-bit random word."""
@@ -321,9 +426,7 @@ class FlowMarket:
                 qty = (1 + (((word >> (16 * j)) & 0xFFFF) * 10 >> 16)) * lot
                 oid = self.next_order_id()
                 self._send(NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader))
-                if oid in self.book.orders:
-                    self.noise_orders[k].append((oid, side, 0, qty))
-                    self._bound[k][side] += qty
+                self._rested(k, oid, side, 0)
 
     def _step(self, t: int) -> None:
         if self.maker is not None:
@@ -332,24 +435,21 @@ class FlowMarket:
             self._noise(t)
 
     def _noise(self, t: int) -> None:
-        """The noise traders' step: aged cancels, then ``noise_rounds`` rounds.
-
-        Each trader's queue holds ``(order id, side, step born, lots)`` of its orders that
-        rested, oldest first, some possibly filled since (the book says which are live);
-        ``_bound[k][side]`` sums the lots of its queued orders of a side, a bound on its
-        working lots there, so the exact sum is needed only where the bound could break
-        ``max_position``."""
+        """The noise traders' step: aged cancels, then ``noise_rounds`` rounds."""
         p = self.params
         R = p.noise_rounds
-        send, orders, symbol = self._send, self.book.orders, self.symbol
-        traders, queues, bounds = self.noise_traders, self.noise_orders, self._bound
+        send, symbol, forget = self._send, self.symbol, self._forget
+        traders, live, working = self.noise_traders, self.noise_orders, self._working
         born_before = t - p.max_age_steps
-        for k, q in enumerate(queues):
-            while q and q[0][2] <= born_before:
-                oid, side, _, qty = q.popleft()
-                bounds[k][side] -= qty
-                if oid in orders:
-                    send(Cancel(oid, traders[k]))
+        aged = []
+        for k, mine in enumerate(live):
+            while mine:
+                e = next(iter(mine.values()))
+                if e[2] > born_before:
+                    break
+                aged.append(forget(k, e))
+        if aged:
+            self._send_cancels(aged)
         i = self._word
         words = self._words
         if i + R > len(words):
@@ -365,28 +465,19 @@ class FlowMarket:
             if (w & 0xFFFF) >= p_arrival:
                 continue
             k = r % n
-            trader = traders[k]
-            q = queues[k]
+            mine = live[k]
             u = (w >> 16) & 0xFFFF
             if u < p_cancel:  # cancel the oldest working order
-                bound = bounds[k]
-                while q:
-                    oid, side, _, qty = q.popleft()
-                    bound[side] -= qty
-                    if oid in orders:
-                        send(Cancel(oid, trader))
-                        break
+                if mine:
+                    send(forget(k, next(iter(mine.values()))))
                 continue
             side = 1 - 2 * (w >> 63)
             qty = (min_qty + (((w >> 32) & 0xFFFF) * n_qty >> 16)) * lot
             held = positions[k].get(symbol)
             pos = held.qty if held is not None else 0
-            bound = bounds[k]
-            if abs(pos + side * qty) > limit or abs(pos + side * (bound[side] + qty)) > limit:
-                self._purge(k)  # the bound is not enough: count the working lots exactly
-                working = sum(orders[e[0]][QTY] for e in q if e[1] == side)
-                if abs(pos + side * (working + qty)) > limit:
-                    continue
+            if abs(pos + side * (working[k][side] + qty)) > limit:
+                continue  # could break max_position with its working orders of that side
+            trader = traders[k]
             bid, ask = bids.best, asks.best
             if u < p_market:
                 if (ask if side == 1 else bid) is not None:
@@ -404,29 +495,17 @@ class FlowMarket:
                 price = (ref2 // (2 * tick) - off) * tick
             else:
                 price = (off - (-ref2 // (2 * tick))) * tick
-            if len(q) >= cap:
-                self._purge(k)
-                if len(q) >= cap:
-                    oid, s, _, old = q.popleft()
-                    bound[s] -= old
-                    send(Cancel(oid, trader))
+            full = forget(k, next(iter(mine.values()))) if len(mine) >= cap else None  # at the cap: its oldest goes
             if price >= tick:
                 oid = next_id()
-                send(NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader))
-                if oid in orders:
-                    q.append((oid, side, t, qty))
-                    bound[side] += qty
-
-    def _purge(self, k: int) -> None:
-        """Drop the noise trader's filled orders from its queue (and its bounds)."""
-        q, orders = self.noise_orders[k], self.book.orders
-        live = [e for e in q if e[0] in orders]
-        if len(live) < len(q):
-            q.clear()
-            q.extend(live)
-            bound = self._bound[k]
-            bound[1] = sum(e[3] for e in live if e[1] == 1)
-            bound[-1] = sum(e[3] for e in live if e[1] == -1)
+                order = NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader)
+                if full is None:
+                    send(order)
+                else:
+                    self._send_after_cancel(full, order)
+                self._rested(k, oid, side, t)
+            elif full is not None:
+                send(full)
 
     def _quote(self, t: int) -> None:
         """The maker's quote of this step's side (see the module docstring)."""
@@ -465,15 +544,22 @@ class FlowMarket:
             qty = min(p.quote_qty, p.max_inventory + inventory)
         qty *= self.lot
         valid = qty > 0 and price >= tick
+        mm = self.maker
+        cancel = None
         if own is not None:
             if valid and own[PRICE] == price and own[QTY] <= qty:
                 return  # the quote stands
-            self._send(Cancel(self.quotes[side], self.maker))
+            cancel = Cancel(self.quotes[side], mm)
         if valid:
             oid = self.next_order_id()
-            mm = self.maker
-            self._send(NewOrder(oid, mm, side, qty, price, _LIMIT, _GTC, None, None, None, self._post_only, mm))
+            order = NewOrder(oid, mm, side, qty, price, _LIMIT, _GTC, None, None, None, self._post_only, mm)
+            if cancel is None:
+                self._send(order)
+            else:
+                self._send_after_cancel(cancel, order)
             self.quotes[side] = oid
+        elif cancel is not None:
+            self._send(cancel)
 
 
 def _next_price(bs: BookSide, price: int, tick: int) -> int | None:

@@ -62,15 +62,9 @@ def book_levels(book: OrderBook, depth: int) -> tuple[list[tuple[int, int]], lis
 
 
 def top_levels(levels: dict, n: int, bids: bool) -> list[tuple[int, int]]:
-    """The best ``n`` non-empty levels of one side's price -> ``Level`` map, best first."""
-    out = []
-    for price in sorted(levels, reverse=bids):
-        lv = levels[price]
-        if lv.count:
-            out.append((price, lv.qty))
-            if len(out) == n:
-                break
-    return out
+    """The best ``n`` levels of one side's price -> ``Level`` map, best first (a book keeps
+    no empty level between commands: ``OrderBook.check_invariants``)."""
+    return [(price, levels[price].qty) for price in sorted(levels, reverse=bids)[:n]]
 
 
 def level_features(

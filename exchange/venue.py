@@ -113,6 +113,25 @@ class Exchange:
             self._check_margin(symbol, events)
         return events
 
+    def record(self, symbol: str, events: list) -> None:
+        """Account for events that reached ``symbol``'s engine without ``submit``.
+
+        For commands sent straight to ``MatchingEngine.submit`` (a background that bypasses
+        the venue, as ``envs.flow`` does): the events go to the accounts (``Accounts.apply``)
+        and to the open-order tracking that the risk checks read, as ``submit`` would have
+        applied them; with a ``MarginPolicy`` the margin check follows. Nothing is refused.
+        Pass at least every ``Fill`` (the accounts need them all) and every event naming an
+        order that went through ``submit``; events of orders the venue never saw are
+        tracked from then on only as far as the events passed here name them.
+        """
+        engine = self.engines.get(symbol)
+        if engine is None:
+            raise KeyError(f"unknown symbol {symbol!r}; instruments: {sorted(self.engines)}")
+        self.accounts.apply(symbol, events)
+        self._track(symbol, engine, events)
+        if self.margin is not None and not self._liquidating:
+            self._check_margin(symbol, events)
+
     def take_side_events(self) -> list[tuple[str, list]]:
         """Events the last ``submit`` caused on other symbols (liquidations), then forget them."""
         side, self._side_events = self._side_events, []

@@ -121,3 +121,25 @@ class TestPreTradeRisk:
         assert venue.submit("XYZ", NewOrder(2, 1, 1, 11, 100))[0].reason == "risk_notional"
         assert venue.submit("XYZ", NewOrder(3, 1, 1, 11, type=1))[0].reason == "risk_notional"
         assert type(venue.submit("XYZ", NewOrder(4, 1, 1, 10, 100))[0]).__name__ == "Accepted"
+
+
+def test_record_accounts_and_tracks_events_sent_straight_to_the_engine() -> None:
+    """``Exchange.record``: a fill made outside ``submit`` (a background sent straight to the
+    engine) reaches the accounts and the open-order view the risk checks read, exactly as
+    if the command had gone through ``submit``."""
+    via_venue = Exchange({"XYZ": nyse()}, risk=RiskLimits(max_position=10))
+    recorded = Exchange({"XYZ": nyse()}, risk=RiskLimits(max_position=10))
+    for venue in (via_venue, recorded):
+        venue.submit("XYZ", NewOrder(1, 1, 1, 8, 100))  # trader 1 bids 8, through the venue
+    via_venue.submit("XYZ", NewOrder(2, 2, -1, 3, 100))
+    events = recorded.engines["XYZ"].submit(NewOrder(2, 2, -1, 3, 100))  # the same sell, bypassing the venue
+    recorded.record("XYZ", [ev for ev in events if type(ev) is Fill])
+    for venue in (via_venue, recorded):
+        one, two = venue.accounts.account(1), venue.accounts.account(2)
+        assert (one.position("XYZ"), two.position("XYZ"), one.cash, two.cash) == (3, -3, -300, 300)
+        assert venue.open_orders[1] == {("XYZ", 1): (1, 5)}  # 5 of the 8 still rest
+        assert venue.submit("XYZ", NewOrder(3, 1, 1, 3, 99))[0].reason == "risk_position"  # 3 held + 5 open + 3 > 10
+        venue.accounts.check_conservation()
+    assert recorded.accounts.account(2).orders == 0  # its acceptance was not passed: only the fill
+    with pytest.raises(KeyError, match="unknown symbol"):
+        recorded.record("NOPE", [])

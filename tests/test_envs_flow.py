@@ -213,3 +213,40 @@ def test_clock_and_warm_up() -> None:
     assert u.sim.now == 550_000_000 and u.sim.steps == 11
     book = u.exchange.engines[u.config.symbol].book
     assert book.bids.best is not None and book.asks.best is not None
+
+
+# ---- the flow's own bookkeeping ----------------------------------------------------------------
+@pytest.mark.parametrize("background", ["flow", "flow_heavy"])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_tracked_noise_orders_are_the_books(preset: str, background: str) -> None:
+    """``FlowMarket.noise_orders`` (kept from events, never read from the book) is exactly
+    every noise trader's resting orders, oldest first, after every step (``check_invariants``);
+    on cme self-match prevention cancels resting noise orders too."""
+    env = make(background=background, preset=preset, max_position=20)
+    env.action_space.seed(4)
+    env.reset(seed=4)
+    market = env.unwrapped.sim
+    market.check_invariants()
+    for _ in range(400):
+        env.step(env.action_space.sample())
+        market.check_invariants()
+    assert sum(len(m) for m in market.noise_orders) > 0
+
+
+@pytest.mark.parametrize("background", ["flow", "flow_heavy"])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_batched_commands_give_the_events_of_single_ones(preset: str, background: str) -> None:
+    """Batched background commands (aged cancels, cancel-and-replace) go one by one while
+    ``log`` is set; the episode is the same either way, event for event in the book."""
+    runs = []
+    for one_by_one in (False, True):
+        env = make(background=background, preset=preset)
+        env.action_space.seed(6)
+        env.reset(seed=6)
+        market = env.unwrapped.sim
+        if one_by_one:
+            market.log = []
+        runs.append([env.step(env.action_space.sample()) for _ in range(300)])
+        engine = env.unwrapped.exchange.engines[env.unwrapped.config.symbol]
+        runs[-1].append((engine.state_hash(), engine.seq, market.commands, market.events_produced))
+    assert same(*runs)
