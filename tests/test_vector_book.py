@@ -14,6 +14,7 @@ capacity and overflow, one batch of books in very different states, misuse.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -509,6 +510,25 @@ def test_compiled_step_equals_engine(compiled, rule: str) -> None:
     spec = SPECS[rule]()
     streams = [BookStream(4000 + b, spec, 8, depth=(2, 4, 8, 12)[b % 4], aggression=(0.1, 0.3)[b % 2]) for b in range(8)]
     assert run_differential(spec, 8, streams, 150, step=compiled) == 8 * 150
+
+
+def test_compiled_step_reads_each_params_own_rules(compiled) -> None:
+    """Two ``BookParams`` that differ only in the order types they accept: the compiled step
+    serves each its own (regression: the accepted-type table was a lookup traced into the
+    graph, so the second params could run on the first one's table)."""
+    limits_only = BookParams.from_spec(nyse(), 4)
+    limits_only = dataclasses.replace(limits_only, order_types=frozenset({int(LIMIT)}))
+    with_market = dataclasses.replace(limits_only, order_types=frozenset({int(LIMIT), int(MARKET)}))
+    ids = torch.arange(1, 3)
+    for params in (limits_only, with_market, limits_only):
+        outs = []
+        for fn in (step, compiled):
+            state = init(params, 2)
+            state, _ = fn(state, params, Commands.new(ids, trader=7, side=-1, qty=5, price=torch.tensor([100, 101])))
+            _, out = fn(state, params, Commands.new(ids + 10, trader=8, side=1, qty=2, type=int(MARKET), tif=int(IOC)))
+            outs.append(out.status.tolist())
+        expected = [Status.ACCEPTED] * 2 if int(MARKET) in params.order_types else [Status.UNSUPPORTED] * 2
+        assert outs == [expected, expected]
 
 
 def test_commands_new_and_cancel_helpers() -> None:

@@ -418,9 +418,17 @@ def step(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState
     other row may gain the order's remainder. Both are computed on ``[B, N]`` rows and put
     back in their places at the end.
     """
+    return _step(state, params, cmd, _consts(state.qty.device, state.qty.shape[2], params))
+
+
+def _step(
+    state: BookState, params: BookParams, cmd: Commands, consts: tuple[Tensor, ...]
+) -> tuple[BookState, StepOut]:
+    """``step`` with its constant tensors passed in (``_consts``): what ``compiled_step``
+    compiles, so the tensors are graph inputs and never a lookup traced inside the graph."""
     price, qty, oid, owner = state.price, state.qty, state.order_id, state.owner
     B, _, N = qty.shape
-    slot, flat_slot, rows, type_ok, tif_ok, check_status = _consts(qty.device, N, params)
+    slot, flat_slot, rows, type_ok, tif_ok, check_status = consts
 
     kind, side, typ, tif, q = cmd.kind, cmd.side, cmd.type, cmd.tif, cmd.qty
     new, cancel = kind == NEW, kind == CANCEL
@@ -603,11 +611,10 @@ def compiled_step(fullgraph: bool = True):
         import torch._dynamo.config as dynamo_config
 
         dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-        inner = torch.compile(step, dynamic=False, fullgraph=fullgraph)
+        inner = torch.compile(_step, dynamic=False, fullgraph=fullgraph)
 
         def fn(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState, StepOut]:
-            _consts(state.qty.device, state.qty.shape[2], params)  # made eagerly: no retrace on the second call
-            return inner(state, params, cmd)
+            return inner(state, params, cmd, _consts(state.qty.device, state.qty.shape[2], params))
 
         fn.__doc__ = step.__doc__
         _COMPILED[fullgraph] = fn
