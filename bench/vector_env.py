@@ -5,10 +5,13 @@ against the scalar ``exchange/Trading-v0`` measured in the same run.
     python -m bench.vector_env --quick --json     # a smoke run
     python -m bench.vector_env --compile          # VectorTradingEnv(compile=True)
 
-Workload ``light`` on both sides: the scalar env with ``bench.envs``'s light background (two
-noise traders at 13 Hz and an Avellaneda-Stoikov maker, about 5 book messages per step)
-and random actions; the vector env with ``vector.background.LIGHT`` (its vectorised
-approximation, calibrated to the same message rate) and uniformly random actions drawn on
+Workload ``light`` on both sides: the scalar env with ``background="flow"`` (``envs.flow``:
+the scalar twin of ``vector.background.LIGHT``, the same noise traders and
+Avellaneda-Stoikov maker, about 5 book messages per step; ``bench.envs``'s ``light_flow``)
+and random actions, which is the ratio's baseline; the scalar env with the scripted-agent
+background (``bench.envs``'s ``light``) is measured too and reported beside it
+(``scalar_scripted_env_steps_per_s``, ``vs_scalar_scripted_env``); the vector env with
+``vector.background.LIGHT`` and uniformly random actions drawn on
 the device before the clock starts (a pool of 16 batches, cycled). Both count resets
 (episodes of 1000 steps; the vector env auto-resets by masked select inside ``step``).
 Each figure is the median over ``--repeats``; the ratio is the vector median over the scalar
@@ -96,11 +99,12 @@ def measure_vector_env(batch: int, steps: int, device: str, seed: int, capacity:
     }
 
 
-def measure_scalar_env(steps: int, seed: int) -> dict[str, float]:
-    """Steps/s of ``exchange/Trading-v0`` with the light background and random actions."""
+def measure_scalar_env(steps: int, seed: int, workload: str = "light_flow") -> dict[str, float]:
+    """Steps/s of ``exchange/Trading-v0`` with a light background (``bench.envs``'s
+    ``light_flow``, the vector background's scalar twin, or ``light``, scripted agents)."""
     from bench.envs import measure_single
 
-    return measure_single("light", steps, seed)
+    return measure_single(workload, steps, seed)
 
 
 def steps_for(batch: int, budget: int) -> int:
@@ -113,6 +117,7 @@ def benchmark(
     compile: bool = False,
 ) -> dict[str, Any]:
     scalar: list[dict[str, float]] = []
+    scripted: list[dict[str, float]] = []
     runs: dict[int, list[dict[str, float]]] = {b: [] for b in batches}
     compile_s: dict[str, float] = {}
     for b in batches:  # untimed: the first run at a new size pays glibc malloc's mmap/trim warm-up (tens of x), and compiles
@@ -121,11 +126,14 @@ def benchmark(
         compile_s[str(b)] = round(time.perf_counter() - t0, 1)
     for r in range(repeats):
         scalar.append(measure_scalar_env(scalar_steps, seed))
-        console.log(f"repeat {r + 1}/{repeats}: scalar {scalar[-1]['steps_per_s']:,.0f} steps/s")
+        scripted.append(measure_scalar_env(scalar_steps, seed, "light"))
+        console.log(f"repeat {r + 1}/{repeats}: scalar {scalar[-1]['steps_per_s']:,.0f} steps/s "
+                    f"(scripted background {scripted[-1]['steps_per_s']:,.0f})")
         for b in batches:
             runs[b].append(measure_vector_env(b, steps_for(b, budget), device, seed + r, capacity, compile))
             console.log(f"  B={b}: {runs[b][-1]['env_steps_per_s']:,.0f} env steps/s")
     base = statistics.median(s["steps_per_s"] for s in scalar)
+    base_scripted = statistics.median(s["steps_per_s"] for s in scripted)
     per_batch: dict[str, Any] = {}
     for b, rs in runs.items():
         sps = statistics.median(x["env_steps_per_s"] for x in rs)
@@ -140,6 +148,7 @@ def benchmark(
             "steps": rs[0]["steps"],
             "overflowed_books": max(x["overflowed_books"] for x in rs),
             "vs_scalar_env": round(sps / base, 3),
+            "vs_scalar_scripted_env": round(sps / base_scripted, 3),
             "warmup_s": compile_s[str(b)],  # the untimed first run (with --compile: includes compiling)
         }
     ref = per_batch.get("4096") or per_batch[str(max(batches))]
@@ -150,7 +159,9 @@ def benchmark(
         "compile": compile,
         "capacity": capacity,
         "repeats": repeats,
+        "scalar_env_background": "flow",
         "scalar_env_steps_per_s": round(base),
+        "scalar_scripted_env_steps_per_s": round(base_scripted),
         "scalar_msgs_per_step": round(statistics.median(s["msgs_per_step"] for s in scalar), 3),
         "scalar_trades_per_step": round(statistics.median(s["trades_per_step"] for s in scalar), 3),
         "env_steps_per_s_b4096": per_batch["4096"]["env_steps_per_s"] if "4096" in per_batch else None,
@@ -167,16 +178,17 @@ def render(result: dict[str, Any], console: Console) -> None:
         title=f"vector env{' (compiled book step)' if result.get('compile') else ''}, light background, random actions, {result['device']} ({result['threads']} threads), "
         f"capacity {result['capacity']}, median of {result['repeats']}"
     )
-    for col in ("B", "env steps/s", "ms/step", "msgs/step", "trades/step", "book msgs/s", "vs scalar env"):
+    for col in ("B", "env steps/s", "ms/step", "msgs/step", "trades/step", "book msgs/s", "vs scalar env", "vs scripted"):
         table.add_column(col, justify="right")
     for b, w in result["per_batch"].items():
         table.add_row(
             b, f"{w['env_steps_per_s']:,}", f"{w['ms_per_step']:.2f}", f"{w['msgs_per_step']:.2f}",
             f"{w['trades_per_step']:.2f}", f"{w['book_msgs_per_s']:,}", f"{w['vs_scalar_env']:.2f}x",
+            f"{w['vs_scalar_scripted_env']:.2f}x",
         )
     table.add_row(
-        "scalar Trading-v0", f"{result['scalar_env_steps_per_s']:,}", "", f"{result['scalar_msgs_per_step']:.2f}",
-        f"{result['scalar_trades_per_step']:.2f}", "", "1.00x",
+        "scalar Trading-v0 (flow)", f"{result['scalar_env_steps_per_s']:,}", "", f"{result['scalar_msgs_per_step']:.2f}",
+        f"{result['scalar_trades_per_step']:.2f}", "", "1.00x", "",
     )
     console.print(table)
 

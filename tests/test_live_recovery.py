@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,6 +64,14 @@ class Script:
             await client.close()
 
 
+def flushed_rows(csv_dir: Path) -> dict[str, list]:
+    """``trade_rows``, or none while the CSV files are not created yet."""
+    try:
+        return trade_rows(csv_dir)
+    except FileNotFoundError:
+        return {}
+
+
 def trade_rows(csv_dir: Path) -> dict[str, list[tuple[str, str, str, str, str]]]:
     rows = {}
     for symbol in ("XYZ", "ES"):
@@ -93,7 +102,9 @@ def test_kill9_restart_rebuilds_the_identical_exchange_and_csv(tmp_path: Path) -
     try:
         async def before() -> P.State:
             await script.run(server.url, 6)
-            await asyncio.sleep(0.8)  # the CSV thread flushes these rows...
+            deadline = time.monotonic() + 10  # the CSV thread flushes these rows (every 500 ms)...
+            while not any(flushed_rows(tmp_path / "csv").values()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
             await script.run(server.url, 6)  # ...not these
             state = await fetch_state(server.url)
             server.kill9()
