@@ -194,6 +194,43 @@ class Context:
         return self.sim.exchange.accounts.account(self.trader)
 
 
+def _group(events: list) -> tuple[dict[int, list], list, object]:
+    """One pass over a command's events: each named trader's own events (its private events
+    and the fills it took part in, in order), the public events, and the one trader named
+    by private events (``_NOBODY``: none, ``_MANY``: several)."""
+    views: dict[int, list] = {}
+    public: list = []
+    owner = _NOBODY
+    for ev in events:
+        t = type(ev)
+        if t is BookUpdate:
+            public.append(ev)
+        elif t is Fill:
+            public.append(ev)
+            maker, taker = ev.maker_trader, ev.taker_trader  # type: ignore[attr-defined]
+            mine = views.get(maker)
+            if mine is None:
+                views[maker] = [ev]
+            else:
+                mine.append(ev)
+            if taker != maker:
+                mine = views.get(taker)
+                if mine is None:
+                    views[taker] = [ev]
+                else:
+                    mine.append(ev)
+        else:
+            trader = ev.trader  # type: ignore[attr-defined]
+            mine = views.get(trader)
+            if mine is None:
+                views[trader] = [ev]
+            else:
+                mine.append(ev)
+            if owner != trader:
+                owner = trader if owner is _NOBODY else _MANY
+    return views, public, owner
+
+
 class Simulator:
     """Runs agents against an ``Exchange`` in simulated time (see the module docstring).
 
@@ -333,36 +370,7 @@ class Simulator:
     def _deliver_instant(self, symbol: str, events: list, subs: tuple) -> None:
         """``_deliver`` where nothing is delayed and ``symbol`` has feed subscribers ``subs``
         (``(trader, on_events, context)``): the feed first, then each named trader."""
-        views: dict[int, list] = {}
-        public: list = []
-        owner = _NOBODY  # the one trader named by private events (_MANY: several)
-        for ev in events:
-            t = type(ev)
-            if t is BookUpdate:
-                public.append(ev)
-            elif t is Fill:
-                public.append(ev)
-                maker, taker = ev.maker_trader, ev.taker_trader  # type: ignore[attr-defined]
-                mine = views.get(maker)
-                if mine is None:
-                    views[maker] = [ev]
-                else:
-                    mine.append(ev)
-                if taker != maker:
-                    mine = views.get(taker)
-                    if mine is None:
-                        views[taker] = [ev]
-                    else:
-                        mine.append(ev)
-            else:
-                trader = ev.trader  # type: ignore[attr-defined]
-                mine = views.get(trader)
-                if mine is None:
-                    views[trader] = [ev]
-                else:
-                    mine.append(ev)
-                if owner != trader:
-                    owner = trader if owner is _NOBODY else _MANY
+        views, public, owner = _group(events)
         if public:
             for trader, on_events, ctx in subs:
                 if trader not in views:
@@ -420,62 +428,21 @@ class Simulator:
         the feed if it subscribes) in an entry of its own. Zero-delay views are delivered
         at once, feed first, then the named traders in the order they first appear.
 
-        One pass over the events collects each named trader's own events (its private
-        events and the fills it took part in) and, when anyone takes the feed, the public
-        events. A subscriber whose private events are the only ones gets ``events`` itself:
+        One pass over the events (``_group``) collects each named trader's own events (its
+        private events and the fills it took part in) and the public events; with no data
+        latency anywhere it hands over to ``_deliver_private`` or ``_deliver_instant``, which
+        the run loop also calls directly. A subscriber whose private events are the only ones gets ``events`` itself:
         a batch is read-only and may be shared with other agents and the log."""
         feed = self._feed[symbol]
-        views: dict[int, list] = {}
-        public: list | None = [] if feed is not None else None
-        has_public = False
-        owner = _NOBODY  # the one trader named by private events (_MANY: several)
-        for ev in events:
-            t = type(ev)
-            if t is BookUpdate:
-                has_public = True
-                if public is not None:
-                    public.append(ev)
-            elif t is Fill:
-                has_public = True
-                if public is not None:
-                    public.append(ev)
-                maker, taker = ev.maker_trader, ev.taker_trader  # type: ignore[attr-defined]
-                mine = views.get(maker)
-                if mine is None:
-                    views[maker] = [ev]
-                else:
-                    mine.append(ev)
-                if taker != maker:
-                    mine = views.get(taker)
-                    if mine is None:
-                        views[taker] = [ev]
-                    else:
-                        mine.append(ev)
-            else:
-                trader = ev.trader  # type: ignore[attr-defined]
-                mine = views.get(trader)
-                if mine is None:
-                    views[trader] = [ev]
-                else:
-                    mine.append(ev)
-                if owner != trader:
-                    owner = trader if owner is _NOBODY else _MANY
-        by_trader = self._by_trader
         if self._instant:  # no data latency anywhere: every view is delivered now, feed first
-            if has_public and feed is not None:
-                for ctx in feed[0]:
-                    if ctx.trader not in views:
-                        ctx._on_events(ctx, symbol, public)
-            for trader, mine in views.items():
-                ctx = by_trader.get(trader)
-                if ctx is not None:
-                    if symbol in ctx.feed:
-                        if owner is _NOBODY or owner == trader:
-                            mine = events
-                        else:
-                            mine = [ev for ev in events if type(ev) in _PUBLIC or ev.trader == trader]  # type: ignore[attr-defined]
-                    ctx._on_events(ctx, symbol, mine)
+            if feed is None:
+                self._deliver_private(symbol, events)
+            else:
+                self._deliver_instant(symbol, events, tuple((c.trader, c._on_events, c) for c in feed[0]))
             return
+        views, public, owner = _group(events)
+        has_public = bool(public)
+        by_trader = self._by_trader
         heap, nxt, now = self._heap, self._next, self.now
         at_once: list[Context] = ()  # type: ignore[assignment]
         if has_public and feed is not None:
