@@ -71,7 +71,7 @@ def leaderboard(sim: Simulator) -> Table:
     kinds = {ctx.trader: type(ctx.agent).__name__ for ctx in sim._contexts}
     rows = []
     for trader, acct in venue.accounts.by_trader.items():
-        pnl = (acct.equity(marks) - venue.accounts.starting_cash) * float(scale)
+        pnl = (acct.equity(marks) - venue.accounts.starting_cash_of(trader)) * float(scale)
         rows.append((pnl, trader, acct))
     for rank, (pnl, trader, acct) in enumerate(sorted(rows, key=lambda r: -r[0]), 1):
         style = "green" if pnl > 0 else "red" if pnl < 0 else ""

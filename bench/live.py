@@ -431,7 +431,7 @@ def run_inprocess(n_orders: int, bots: int, seed: int) -> dict[str, float]:
     cfg = bench_config(bots)
 
     def engine() -> float:
-        ex = Exchange(cfg.specs(), starting_cash=cfg.starting_cash, risk=cfg.risk)
+        ex = Exchange(cfg.specs(), starting_cash=cfg.starting_cash, trader_cash=cfg.trader_cash(), risk=cfg.risk, trader_risk=cfg.trader_risk())
         opened: dict[int, deque[int]] = {b + 1: deque() for b in range(bots)}
         oid, submit = 0, ex.submit
         t0 = time.perf_counter()

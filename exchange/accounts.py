@@ -5,7 +5,9 @@ This is the one place where money is computed; rewards, reports and CSV rows rea
 Money. Cash and fees are integers in price units x lots (a fill of ``qty`` lots at ``price``
 moves ``price * qty`` of cash), so the conservation laws hold exactly: for every symbol the
 positions of all traders sum to zero, and the cash of all traders plus the fees they paid
-sum to their starting cash (the venue keeps the fees; a rebate is a negative fee).
+sum to their starting cash (the venue keeps the fees; a rebate is a negative fee). Each
+account opens with ``starting_cash``, or with its own entry in ``trader_cash``; the starting
+total is the sum of what each open account started with.
 Average entry price, realized and unrealized PnL are floats: they are reports, computed
 from the same fills.
 
@@ -118,16 +120,23 @@ def mark_price(book: OrderBook, last_price: int | None) -> float | None:
 class Accounts:
     """All traders' accounts, updated by ``apply(symbol, events)`` and nothing else."""
 
-    def __init__(self, fees: FeeSchedule | None = None, starting_cash: int = 0) -> None:
+    def __init__(
+        self, fees: FeeSchedule | None = None, starting_cash: int = 0, trader_cash: Mapping[int, int] | None = None
+    ) -> None:
         self.fees = fees if fees is not None else FeeSchedule()
-        self.starting_cash = starting_cash
+        self.starting_cash = starting_cash  # every trader's, unless ``trader_cash`` names it
+        self.trader_cash: dict[int, int] = dict(trader_cash) if trader_cash is not None else {}
         self.by_trader: dict[int, Account] = {}
 
+    def starting_cash_of(self, trader: int) -> int:
+        """The cash ``trader``'s account opens (or opened) with."""
+        return self.trader_cash.get(trader, self.starting_cash)
+
     def account(self, trader: int) -> Account:
-        """The trader's account, opened with the starting cash on first use."""
+        """The trader's account, opened with its starting cash on first use."""
         acct = self.by_trader.get(trader)
         if acct is None:
-            acct = self.by_trader[trader] = Account(trader, self.starting_cash)
+            acct = self.by_trader[trader] = Account(trader, self.trader_cash.get(trader, self.starting_cash))
         return acct
 
     def apply(self, symbol: str, events: Iterable[object]) -> None:
@@ -187,6 +196,6 @@ class Accounts:
                 net[symbol] = net.get(symbol, 0) + p.qty
         assert all(v == 0 for v in net.values()), f"positions do not net to zero: {net}"
         cash = sum(a.cash + a.fees for a in self.by_trader.values())
-        expected = self.starting_cash * len(self.by_trader)
+        expected = sum(self.starting_cash_of(t) for t in self.by_trader)
         assert cash == expected, f"cash plus fees {cash} != starting total {expected}"
 

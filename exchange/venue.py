@@ -5,8 +5,8 @@ the ``Accounts`` derived from their events. ``submit(symbol, command)`` runs the
 pre-trade risk checks on new orders, then the instrument's engine, then applies the events
 to the accounts and returns them. Each instrument keeps its own event sequence.
 
-Pre-trade risk (``RiskLimits``, per trader, all optional), each a ``Rejected`` event with
-its reason that changes nothing:
+Pre-trade risk (``RiskLimits``, all optional), each a ``Rejected`` event with its reason
+that changes nothing:
 
 - ``max_order_qty``: lots of one order (``risk_order_qty``);
 - ``max_position``: the position could pass the limit if this order and the trader's open
@@ -15,12 +15,21 @@ its reason that changes nothing:
 - ``max_notional``: price x lots of one order, a market order valued at the opposite
   best (``risk_notional``).
 
+Per trader. ``risk`` applies to every trader; an entry of ``trader_risk`` (trader id ->
+``RiskLimits``) replaces it whole for that trader: its fields are that trader's limits and
+nothing is inherited from ``risk`` (None there lifts a check for that trader alone; to
+tighten one field and keep the others, pass ``dataclasses.replace(risk, field=...)``).
+Likewise ``starting_cash`` opens every account and ``trader_cash`` (trader id -> cash)
+overrides it for the traders it names. Limits are fixed at construction; when no limit is
+set anywhere and there is no margin policy, ``submit`` skips the risk path altogether.
+
 Open orders are tracked from the events (each event naming an order updates that order's
 open quantity from the engine), so the checks see exactly what rests.
 
 Margin and liquidation (``MarginPolicy``, optional). A trader's collateral is its cash
-account; its equity is cash plus positions at the mark prices (mid, else last trade), and
-its maintenance margin is ``maintenance_bps`` of the marked value of its open positions.
+account (opened with its own starting cash); its equity is cash plus positions at the mark
+prices (mid, else last trade), and its maintenance margin is ``maintenance_bps`` of the
+marked value of its open positions.
 After every command the venue checks the traders holding the command's symbol (and anyone
 who traded). When equity falls below maintenance, the venue, in this order: emits
 ``Liquidation(trader, equity, margin)``; cancels all the trader's orders on every symbol
@@ -59,16 +68,29 @@ class MarginPolicy:
 
 @dataclass(frozen=True)
 class RiskLimits:
-    """Per-trader pre-trade limits; None disables a check."""
+    """One trader's pre-trade limits; None disables a check, 0 refuses every new order."""
 
     max_order_qty: int | None = None
     max_position: int | None = None
     max_open_orders: int | None = None
     max_notional: int | None = None
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value is not None and value < 0:
+                raise ValueError(f"RiskLimits.{name} must be >= 0 or None, got {value}")
+
+    def active(self) -> bool:
+        """Whether any check is on."""
+        return any(v is not None for v in vars(self).values())
+
 
 class Exchange:
-    """Matching engines for several symbols sharing accounts and risk limits."""
+    """Matching engines for several symbols sharing accounts and risk limits.
+
+    ``risk`` and ``starting_cash`` are every trader's defaults; ``trader_risk`` and
+    ``trader_cash`` (keyed by trader id) replace them for the traders they name.
+    """
 
     def __init__(
         self,
@@ -76,15 +98,21 @@ class Exchange:
         *,
         fees: FeeSchedule | None = None,
         starting_cash: int = 0,
+        trader_cash: Mapping[int, int] | None = None,
         risk: RiskLimits | None = None,
+        trader_risk: Mapping[int, RiskLimits] | None = None,
         margin: MarginPolicy | None = None,
     ) -> None:
         self.engines = {symbol: MatchingEngine(spec) for symbol, spec in instruments.items()}
-        self.accounts = Accounts(fees, starting_cash)
+        self.accounts = Accounts(fees, starting_cash, trader_cash)
         self.risk = risk if risk is not None else RiskLimits()
+        self.trader_risk: dict[int, RiskLimits] = dict(trader_risk) if trader_risk is not None else {}
+        for trader, limits in self.trader_risk.items():
+            if not isinstance(limits, RiskLimits):
+                raise TypeError(f"trader_risk[{trader}] must be a RiskLimits, got {type(limits).__name__}")
         self.margin = margin
         self.barred: set[int] = set()
-        self._checks = margin is not None or any(v is not None for v in vars(self.risk).values())
+        self._checks = margin is not None or self.risk.active() or any(r.active() for r in self.trader_risk.values())
         self._side_events: list[tuple[str, list]] = []
         self._next_venue_id = count(-1, -1).__next__
         self._liquidating = False
@@ -246,8 +274,12 @@ class Exchange:
                 total = (trader, symbol, side)
                 pending[total] = pending.get(total, 0) + change
 
+    def limits(self, trader: int) -> RiskLimits:
+        """The limits that apply to ``trader``: its own entry, else the venue's default."""
+        return self.trader_risk.get(trader, self.risk)
+
     def _risk_problem(self, symbol: str, engine: MatchingEngine, c: NewOrder) -> str | None:
-        risk = self.risk
+        risk = self.trader_risk.get(c.trader, self.risk)
         if risk.max_order_qty is not None and c.qty > risk.max_order_qty:
             return _R.RISK_ORDER_QTY
         mine = self.open_orders.get(c.trader, {})

@@ -2,9 +2,10 @@
 
 ``ServerConfig`` holds everything the server needs: where to listen, the instruments (a
 preset from ``exchange.instrument.PRESETS`` plus overrides), the traders and their tokens,
-the venue's risk, margin and fees, the connection limits, and where the journal and the CSV
-files go. ``load_config(path)`` reads a JSON object with the same field names (unknown
-names are refused, so a typo fails loudly); missing fields keep their defaults.
+the venue's risk, margin and fees (a trader may have its own risk limits and starting
+cash), the connection limits, and where the journal and the CSV files go.
+``load_config(path)`` reads a JSON object with the same field names (unknown names are
+refused, so a typo fails loudly); missing fields keep their defaults.
 ``DEFAULT_CONFIG`` is the demo venue: ``XYZ`` (NYSE-style equity) and ``ES`` (CME-style
 future), five traders with demo tokens. The tokens are for a loopback demo only: give real
 ones in a config file for anything else. ``python -m live.server --print-config`` prints
@@ -60,6 +61,10 @@ class TraderConfig:
     every symbol are cancelled (a journaled ``MassCancel``). ``smp_group``: orders asking
     for self-match prevention get this group id (default: the trader id), so a trader can
     only ever prevent matches with its own group, never cancel another's orders.
+
+    ``risk``: this trader's pre-trade limits, replacing the venue's ``risk`` whole (every
+    field is the trader's own: one left out or null is no limit; None here: the venue's).
+    ``starting_cash``: this trader's collateral in price units (None: the venue's).
     """
 
     trader: int
@@ -67,6 +72,8 @@ class TraderConfig:
     token: str
     cancel_on_disconnect: bool = True
     smp_group: int | None = None
+    risk: RiskLimits | None = None
+    starting_cash: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,9 @@ class ServerConfig:
             raise ValueError(f"trader ids must be distinct positive ints, got {ids}")
         if len(set(tokens)) != len(tokens) or not all(tokens):
             raise ValueError("trader tokens must be distinct and non-empty")
+        for t in self.traders:
+            if t.starting_cash is not None and (type(t.starting_cash) is not int or t.starting_cash < 0):
+                raise ValueError(f"trader {t.trader}: starting_cash must be an int >= 0 or null, got {t.starting_cash!r}")
         if self.feed_token is not None and self.feed_token in tokens:
             raise ValueError("the feed token must not be a trader's token")
         if self.fsync not in ("batch", "none"):
@@ -133,6 +143,14 @@ class ServerConfig:
     def specs(self) -> dict[str, InstrumentSpec]:
         return {s.symbol: s.spec() for s in self.symbols}
 
+    def trader_risk(self) -> dict[int, RiskLimits]:
+        """Trader id -> its own limits, for the traders that have them (``Exchange(trader_risk=)``)."""
+        return {t.trader: t.risk for t in self.traders if t.risk is not None}
+
+    def trader_cash(self) -> dict[int, int]:
+        """Trader id -> its own starting cash, for the traders that have one (``Exchange(trader_cash=)``)."""
+        return {t.trader: t.starting_cash for t in self.traders if t.starting_cash is not None}
+
     def venue_fingerprint(self) -> str:
         """Hash of everything that decides what a command does (journal compatibility)."""
         parts = [
@@ -143,6 +161,8 @@ class ServerConfig:
             repr(self.margin),
             repr(sorted((t.trader, t.smp_group) for t in self.traders)),
         ]
+        if self.trader_risk() or self.trader_cash():  # only then, so older journals keep their fingerprint
+            parts.append(repr((sorted(self.trader_risk().items()), sorted(self.trader_cash().items()))))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def with_overrides(self, **changes: Any) -> ServerConfig:
@@ -165,6 +185,15 @@ DEFAULT_CONFIG = ServerConfig(
 
 
 # ---- JSON ---------------------------------------------------------------------------------
+_NESTED: dict[type, dict[str, type]] = {  # the dataclass fields whose JSON objects hold dataclasses
+    ServerConfig: {
+        "symbols": SymbolConfig, "traders": TraderConfig, "fees": FeeSchedule, "risk": RiskLimits,
+        "margin": MarginPolicy, "rate_limit": RateLimit,
+    },
+    TraderConfig: {"risk": RiskLimits},
+}
+
+
 def _check_keys(obj: Any, cls: type, where: str) -> None:
     """Refuse unknown keys, recursively (msgspec ignores them for dataclasses)."""
     if not isinstance(obj, Mapping) or not dataclasses.is_dataclass(cls):
@@ -173,16 +202,14 @@ def _check_keys(obj: Any, cls: type, where: str) -> None:
     unknown = set(obj) - set(hints)
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(hints)}")
-    nested = {
-        "symbols": SymbolConfig, "traders": TraderConfig, "fees": FeeSchedule, "risk": RiskLimits,
-        "margin": MarginPolicy, "rate_limit": RateLimit,
-    }
+    nested = _NESTED.get(cls, {})
     for key, value in obj.items():
-        sub = nested.get(key) if cls is ServerConfig else None
+        sub = nested.get(key)
         if sub is None:
             continue
-        for i, item in enumerate(value if isinstance(value, list) else [value]):
-            _check_keys(item, sub, f"{where}.{key}" + (f"[{i}]" if isinstance(value, list) else ""))
+        many = isinstance(value, (list, tuple))  # a JSON array, or a tuple from ``config_to_dict``
+        for i, item in enumerate(value if many else [value]):
+            _check_keys(item, sub, f"{where}.{key}" + (f"[{i}]" if many else ""))
 
 
 def config_from_dict(obj: Mapping[str, Any]) -> ServerConfig:

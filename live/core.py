@@ -103,6 +103,7 @@ def instrument_info(spec: InstrumentSpec) -> P.Instrument:
         market_as_protected=spec.market_as_protected,
         price_band=spec.price_band,
         reference_price=spec.reference_price,
+        smp_mode=spec.default_smp_mode.name.lower(),
     )
 
 
@@ -113,7 +114,8 @@ class LiveVenue:
         self.config = config
         self.specs = config.specs()
         self.exchange = Exchange(
-            self.specs, fees=config.fees, starting_cash=config.starting_cash, risk=config.risk, margin=config.margin
+            self.specs, fees=config.fees, starting_cash=config.starting_cash, trader_cash=config.trader_cash(),
+            risk=config.risk, trader_risk=config.trader_risk(), margin=config.margin,
         )
         self.traders: dict[int, TraderConfig] = {t.trader: t for t in config.traders}
         self.instruments = [instrument_info(s) for s in self.specs.values()]
@@ -376,7 +378,7 @@ class LiveVenue:
 
     def _account(self, trader: int) -> _Account:
         acct = self.exchange.accounts.by_trader.get(trader)  # never open an account by reading it
-        return acct if acct is not None else _Account(trader, self.exchange.accounts.starting_cash)
+        return acct if acct is not None else _Account(trader, self.exchange.accounts.starting_cash_of(trader))
 
     def trader_rows(self, marks: dict[str, float | None]) -> list[P.TraderPerformance]:
         ids = sorted(set(self.traders) | set(self.exchange.accounts.by_trader))
@@ -388,7 +390,7 @@ class LiveVenue:
                 trader=trader, name=cfg.name if cfg is not None else str(trader),
                 positions={s: p.qty for s, p in acct.positions.items()}, cash=acct.cash, fees=acct.fees,
                 realized_pnl=acct.realized_pnl(), equity=acct.equity(marks), volume=acct.volume,
-                barred=trader in self.exchange.barred,
+                barred=trader in self.exchange.barred, starting_cash=self.exchange.accounts.starting_cash_of(trader),
             ))
         return rows
 

@@ -60,9 +60,10 @@ _ERROR_REASON = {P.ErrorCode.UNKNOWN_ORDER: RejectReason.UNKNOWN_ORDER, P.ErrorC
 def spec_from_wire(info: P.Instrument, preset: str | None = None) -> InstrumentSpec:
     """An ``InstrumentSpec`` for a wire ``Instrument`` (what ``ScriptedAgent.spec`` expects).
 
-    The wire description has no default self-match mode; it is taken from ``preset`` (the
-    server config's preset of the symbol) when known, else from the preset whose matching
-    rule the instrument uses (``fifo``: nyse, otherwise cme)."""
+    The default self-match mode is the instrument's ``smp_mode``; a server that does not
+    state it leaves it to ``preset`` (the server config's preset of the symbol) when known,
+    else to the preset whose matching rule the instrument uses (``fifo``: nyse, otherwise
+    cme). The matching rule's parameters also come from that preset (clients never match)."""
     name = preset if preset in PRESETS else ("nyse" if info.rule == "fifo" else "cme")
     base = PRESETS[name](info.symbol)
     return InstrumentSpec(
@@ -79,7 +80,7 @@ def spec_from_wire(info: P.Instrument, preset: str | None = None) -> InstrumentS
         market_as_protected=info.market_as_protected,
         price_band=info.price_band,
         reference_price=info.reference_price,
-        default_smp_mode=base.default_smp_mode,
+        default_smp_mode=P.SMP_MODES[info.smp_mode] if info.smp_mode is not None else base.default_smp_mode,
         price_scale=Decimal(info.price_scale),
     )
 

@@ -172,7 +172,7 @@ def traders_table(state: MonitorState) -> Table:
         return f"{Decimal(str(x)) * scale:,.2f}"
 
     for t in perf.traders:
-        pnl = t.equity - state.starting_cash
+        pnl = t.equity - (t.starting_cash if t.starting_cash is not None else state.starting_cash)
         style = "green" if pnl > 0 else "red" if pnl < 0 else ""
         name = f"{t.name} ({t.trader})" + (" BARRED" if t.barred else "")
         table.add_row(name, *(str(t.positions.get(s, 0)) for s in symbols), money(t.cash), money(t.fees),
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=8, help="levels per side")
     parser.add_argument("--seconds", type=float, help="stop after N seconds (with --once: wait at most N s)")
     parser.add_argument("--once", action="store_true", help="print one frame when the data is in, then exit")
-    parser.add_argument("--starting-cash", type=int, default=100_000_000, help="for PnL = equity - starting cash")
+    parser.add_argument("--starting-cash", type=int, default=100_000_000, help="PnL = equity - starting cash, for a server whose performance rows do not carry each trader's")
     parser.add_argument("--width", type=int, default=None, help="console width (default: the terminal's)")
     args = parser.parse_args(argv)
     console = Console(width=args.width) if sys.stdout.isatty() else Console(width=args.width or 160, color_system=None, force_terminal=False)

@@ -222,6 +222,7 @@ class Instrument(msgspec.Struct, forbid_unknown_fields=True):
     market_as_protected: bool
     price_band: int | None
     reference_price: int | None
+    smp_mode: SmpName | None = None  # the instrument's default self-match mode (None: a server that does not state it)
 
 
 class Welcome(_Msg, tag="welcome"):
@@ -484,6 +485,7 @@ class TraderPerformance(msgspec.Struct, forbid_unknown_fields=True):
     equity: float  # cash + positions at marks (mid, else last trade)
     volume: int  # lots traded
     barred: bool
+    starting_cash: int | None = None  # the cash the account opened with (its PnL is equity minus this)
 
 
 class Performance(_Msg, tag="performance"):

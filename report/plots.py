@@ -45,6 +45,7 @@ class Series:
     end: int
     starting_cash: int
     money_scale: Decimal | None
+    trader_cash: dict[int, int] = field(default_factory=dict)  # traders that started with other cash
     top: dict[str, list[tuple[int, int | None, int | None]]] = field(default_factory=dict)
     fills: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     equity_times: list[int] = field(default_factory=list)
@@ -62,6 +63,7 @@ class Series:
             specs=dict(replay.specs),
             end=end,
             starting_cash=exchange.accounts.starting_cash,
+            trader_cash=dict(exchange.accounts.trader_cash),
             money_scale=money_scale(replay.specs.values()),
             top={sym: [] for sym in replay.specs},
             fills={sym: [] for sym in replay.specs},
@@ -208,9 +210,10 @@ def plot_equity(source: Simulator | Series, out_dir: str | os.PathLike[str]) -> 
     fig = Figure(figsize=(10, 5.5), layout="constrained")
     ax = fig.subplots()
     start = s.starting_cash * scale
-    fig.suptitle(f"per-trader equity, marked to mid (starting cash {start:,.2f})")
+    own = " where not set per trader" if s.trader_cash else ""
+    fig.suptitle(f"per-trader equity minus its starting cash, marked to mid (starting cash {start:,.2f}{own})")
     xs = [_secs(t) for t in s.equity_times]
-    curves = {t: [v * scale - start for v in vals] for t, vals in s.equity.items()}
+    curves = {t: [(v - s.trader_cash.get(t, s.starting_cash)) * scale for v in vals] for t, vals in s.equity.items()}
     if curves and xs:
         ranked = sorted(curves, key=lambda t: curves[t][-1], reverse=True)
         named = set(ranked) if len(ranked) <= _LEGEND_MAX else set(ranked[:5] + ranked[-5:])

@@ -96,7 +96,7 @@ class Replay:
     def __init__(self, exchange: Exchange) -> None:
         venue = exchange.accounts
         self.specs: dict[str, InstrumentSpec] = {s: e.spec for s, e in exchange.engines.items()}
-        self.accounts = Accounts(venue.fees, venue.starting_cash)
+        self.accounts = Accounts(venue.fees, venue.starting_cash, venue.trader_cash)
         self.book: dict[str, TopOfBook] = {s: TopOfBook() for s in self.specs}
         self.last_price: dict[str, int | None] = dict.fromkeys(self.specs)
         self.time = 0  # time of the last entry fed

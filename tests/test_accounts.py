@@ -28,6 +28,16 @@ def test_a_fill_moves_cash_and_fees_between_the_two_sides() -> None:
     accts.check_conservation()
 
 
+def test_conservation_counts_each_accounts_own_starting_cash() -> None:
+    accts = Accounts(FeeSchedule(taker_bps=3), starting_cash=1_000_000, trader_cash={2: 40_000})
+    accts.apply("XYZ", [fill(price=10_000, qty=2, aggressor=1)])  # trader 2 buys 2 @ 100.00 from 1
+    assert accts.account(2).cash == 40_000 - 20_000 - 6 and accts.account(1).cash == 1_000_000 + 20_000
+    accts.check_conservation()  # the starting total is 1,040,000, not twice either amount
+    accts.account(1).cash -= 1
+    with pytest.raises(AssertionError, match="1040000"):
+        accts.check_conservation()
+
+
 def test_per_lot_fee_is_charged_to_both_sides() -> None:
     assert FeeSchedule(per_lot=2).fee(price=123, qty=7, maker=True) == 14
     assert FeeSchedule(per_lot=2).fee(price=123, qty=7, maker=False) == 14

@@ -18,15 +18,17 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 
-from exchange.enums import RejectReason
+from exchange.enums import RejectReason, SmpMode
+from exchange.instrument import cme, nyse
 from exchange.sim import MS
 from exchange.venue import MarginPolicy, RiskLimits
 from live import protocol as P
 from live.client import FeedClient, TraderClient
 from live.config import DEFAULT_CONFIG, ServerConfig, SymbolConfig, TraderConfig, config_from_dict, config_to_dict, load_config
-from live.core import LiveVenue, Outbox, Record
+from live.core import LiveVenue, Outbox, Record, instrument_info
 from live.csv_sink import CsvSink, _LiveSim, rebuild_trades
 from live.journal import Journal, JournalError, read_journal
+from live.live_context import spec_from_wire
 from live.server import ExchangeServer
 from report.csv_export import CsvExporter
 
@@ -273,3 +275,18 @@ async def test_liquidation_reaches_the_trader_and_the_feed(tmp_path: Path) -> No
     replayed = LiveVenue(cfg)
     replayed.replay(read_journal(cfg.journal)[0])  # type: ignore[arg-type]
     assert 1 in replayed.exchange.barred
+
+
+@pytest.mark.parametrize("mode", list(SmpMode))
+def test_the_wire_instrument_carries_its_default_self_match_mode(mode: SmpMode) -> None:
+    """A client rebuilds the instrument's default SMP mode from the wire, whatever the preset says."""
+    spec = nyse("XYZ", default_smp_mode=mode)
+    info = msgspec.json.decode(msgspec.json.encode(instrument_info(spec)), type=P.Instrument)
+    assert info.smp_mode == mode.name.lower()
+    assert spec_from_wire(info).default_smp_mode is mode
+
+
+def test_an_instrument_without_smp_mode_falls_back_to_its_preset() -> None:
+    info = msgspec.structs.replace(instrument_info(cme("ES")), smp_mode=None)
+    assert spec_from_wire(info).default_smp_mode is cme().default_smp_mode
+    assert spec_from_wire(info, preset="nyse").default_smp_mode is nyse().default_smp_mode

@@ -107,8 +107,8 @@ class LiveView:
         for name in ("cash", "fees", "realized", "unrealized", "equity", "PnL"):
             table.add_column(name, justify="right")
         traders = sorted({a.trader for a in self.sim.agents} | set(accounts.by_trader))
-        start = accounts.starting_cash
         for trader in traders[: self.max_traders]:
+            start = accounts.starting_cash_of(trader)
             acct = accounts.by_trader.get(trader) or Account(trader, start)  # not active yet
             equity = acct.equity(marks)
             pnl = equity - start
