@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from live import protocol as P
 from live.marketdata import SEQUENCED, L2Book
 
+log = logging.getLogger(__name__)
 M = TypeVar("M")
 
 
@@ -176,10 +178,24 @@ class FeedClient:
 
     With ``reconnect=True`` it reconnects (0.1 s backoff doubling to 2 s) whenever the
     connection drops, resubscribes, and rebuilds its books from the new snapshots;
-    ``connected`` tells the state, ``reconnects`` counts them."""
+    ``connected`` tells the state, ``reconnects`` counts them.
 
-    def __init__(self, url: str, symbols: list[str] | None = None, token: str | None = None, *, reconnect: bool = False, keep: int = 10_000) -> None:
+    ``on_message(client, msg)``, if given, is called for every message as it arrives, after
+    the client's books and counters took it (so ``client.books`` is current); an exception
+    it raises is logged and the feed goes on."""
+
+    def __init__(
+        self,
+        url: str,
+        symbols: list[str] | None = None,
+        token: str | None = None,
+        *,
+        reconnect: bool = False,
+        keep: int = 10_000,
+        on_message: Callable[[FeedClient, P.ServerMessage], None] | None = None,
+    ) -> None:
         self.url = url
+        self.on_message = on_message
         self.symbols = symbols
         self.token = token
         self.reconnect = reconnect
@@ -235,7 +251,13 @@ class FeedClient:
                 self._awaiting.clear()
                 await ws.send(P.encode(P.Subscribe(symbols=self.symbols, token=self.token, req=next(self._req))), text=True)
                 async for raw in ws:
-                    self._on(P.decode_server(raw))
+                    msg = P.decode_server(raw)
+                    self._on(msg)
+                    if self.on_message is not None:
+                        try:
+                            self.on_message(self, msg)
+                        except Exception:  # a bug in the hook must not stop the feed
+                            log.exception("FeedClient.on_message failed on %s", type(msg).__name__)
                     self._changed.set()
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError):
                 pass

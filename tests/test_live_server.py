@@ -123,6 +123,24 @@ async def test_orders_fill_privately_and_publicly(server: Proc) -> None:
     await feed.close()
 
 
+async def test_feed_hook_sees_every_message_after_the_book_took_it(server: Proc) -> None:
+    seen: list[tuple[str, int | None]] = []
+
+    def hook(client: FeedClient, msg: P.ServerMessage) -> None:
+        if isinstance(msg, P.Trade):
+            seen.append(("trade", client.books["XYZ"].seq))  # the book already holds this message
+            assert client.books["XYZ"].seq == msg.seq
+        raise RuntimeError("a broken hook")  # logged; the feed goes on
+
+    feed = await FeedClient.connect(server.url + "/feed", ["XYZ"], on_message=hook)
+    async with trader(server, 5) as erin, trader(server, 6) as frank:
+        await erin.new_order("XYZ", "sell", 2, price=10_070)
+        await frank.new_order("XYZ", "buy", 2, price=10_070)
+        await feed.wait_for(lambda f: bool(seen))
+    assert feed.connected and feed.received >= 3
+    await feed.close()
+
+
 async def test_another_traders_order_cannot_be_touched(server: Proc) -> None:
     async with trader(server, 3) as carol, trader(server, 4) as dave:
         ask = await carol.new_order("XYZ", "sell", 5, price=10_900)
