@@ -27,13 +27,14 @@ from vector.book import (
     step_fn,
 )
 from vector.background import LIGHT, BackgroundParams
-from vector.env import EnvParams, VectorMultiTradingEnv, VectorTradingEnv, remove_orders
+from vector.env import EnvParams, VectorMarketMakingEnv, VectorMultiTradingEnv, VectorTradingEnv, remove_orders
 from vector.hash import check_invariants, state_hash, state_hashes
 
 __all__ = [
     "LIGHT",
     "BackgroundParams",
     "EnvParams",
+    "VectorMarketMakingEnv",
     "VectorMultiTradingEnv",
     "VectorTradingEnv",
     "remove_orders",

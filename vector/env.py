@@ -1,7 +1,9 @@
 """Vectorised trading environments on batched torch books (``vector.book``), gymnax style.
 
 ``VectorTradingEnv`` is a ``gymnasium.vector.VectorEnv`` of ``B`` copies of
-``exchange/Trading-v0`` (same observation and action spaces), each on its own book, all
+``exchange/Trading-v0`` (same observation and action spaces, ``Box`` or ``Dict``
+observations), and ``VectorMarketMakingEnv`` of ``exchange/MarketMaking-v0`` (the learner
+quotes a bid and an ask; ``EnvParams.variant``), each on its own book, all
 stepped at once by pure functions over batch-first tensors: ``reset_state(params, consts,
 seeds)`` and ``step_state(params, consts, state, action)``, with the static ``EnvParams``
 apart from the ``EnvState`` tensors. ``VectorMultiTradingEnv`` is the same machinery with
@@ -20,7 +22,9 @@ One env step, per book (the order is fixed; every phase covers the whole batch):
    touch after the cancels, as ``TradingEnv``; refused before the book, as the scalar
    venue's ``RiskLimits``, when it could take the position past ``max_position`` counting
    the learner's working orders of that side, or at ``max_open_orders``). With several
-   learners the order of their rounds rotates by one each step.
+   learners the order of their rounds rotates by one each step. In the market-making
+   variant, two rounds: the learner's bid, then its ask, where it re-quotes or quotes anew
+   (its stale quotes went in phase 1's compaction; ``_quotes``).
 3. The market maker's quote (one round), then ``noise_rounds`` noise rounds
    (``vector.background``): one ``vector.book.step`` each, books without a message that
    round passing ``NONE``.
@@ -52,8 +56,9 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
+from envs.actions import action_space, quoting_nvec, trading_nvec
 from envs.config import TradingConfig
-from envs.observation import observation_bounds, observation_size
+from envs.observation import as_dict, dict_observation_space, observation_bounds, observation_size
 from exchange.instrument import PRESETS
 from vector import book as vb
 from vector.background import LIGHT, BackgroundParams, below, bits, env_keys, field, uniform_int
@@ -63,6 +68,8 @@ _LIMIT, _MARKET = vb._LIMIT, vb._MARKET
 _GTC, _IOC = vb._GTC, vb._IOC
 DTYPE = torch.int64  # accounts, counters, keys and commands
 _ROUND_BITS = 6  # order id = (step << 6) | round: unique per book, and its birth step is id >> 6
+TRADING, MARKET_MAKING = "trading", "market_making"  # EnvParams.variant: the learner's action scheme
+VARIANTS = (TRADING, MARKET_MAKING)
 
 
 # ---- parameters and state ----------------------------------------------------------------------
@@ -73,13 +80,18 @@ class EnvParams:
     ``config``: the scalar env's ``TradingConfig`` (market preset, action and observation
     layout, risk limits, reward); its ``background`` must be None (the vector background is
     ``background``). ``book``: the vector book (``BookParams.from_spec`` of the preset with
-    ``capacity`` slots per side). ``n_learners``: learners per book.
+    ``capacity`` slots per side). ``n_learners``: learners per book. ``variant``: the
+    learners' action scheme, ``"trading"`` (``Trading-v0``'s orders) or ``"market_making"``
+    (``MarketMaking-v0``'s bid and ask quotes; one learner). The pure functions always
+    produce the flat observation layout; ``config.obs_type`` only tells the gymnasium
+    classes to split it into the ``Dict`` variant.
     """
 
     config: TradingConfig
     book: BookParams
     background: BackgroundParams
     n_learners: int = 1
+    variant: str = TRADING
 
     @classmethod
     def make(
@@ -88,18 +100,22 @@ class EnvParams:
         background: BackgroundParams = LIGHT,
         capacity: int = 32,
         n_learners: int = 1,
+        variant: str = TRADING,
     ) -> EnvParams:
         cfg = config if config is not None else TradingConfig()
         if cfg.background is not None:
             raise ValueError("the vector envs use vector.background; leave TradingConfig.background None")
-        if cfg.obs_type != "box":
-            raise ValueError("the vector envs have the flat Box observation only (obs_type='box')")
-        if n_learners < 1 or n_learners + background.noise_rounds + 1 >= 1 << _ROUND_BITS:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if variant == MARKET_MAKING and n_learners != 1:
+            raise ValueError("the market-making variant has one learner per book")
+        rounds = n_learners * (2 if variant == MARKET_MAKING else 1)
+        if n_learners < 1 or rounds + background.noise_rounds + 1 >= 1 << _ROUND_BITS:
             raise ValueError(f"n_learners must be in 1..{(1 << _ROUND_BITS) - 2 - background.noise_rounds}")
         if 2 * background.warm_levels >= 1 << _ROUND_BITS or background.warm_levels > capacity:
             raise ValueError("warm_levels too large for the book")
         spec = PRESETS[cfg.preset](cfg.symbol)
-        return cls(cfg, BookParams.from_spec(spec, capacity), background, n_learners)
+        return cls(cfg, BookParams.from_spec(spec, capacity), background, n_learners, variant)
 
     @property
     def n_owners(self) -> int:
@@ -115,12 +131,21 @@ class EnvParams:
         return self.n_learners + self.background.n_noise
 
     @property
+    def learner_rounds(self) -> int:
+        """Book steps of the learners per env step (round codes ``0..learner_rounds-1``): one
+        order each, or a bid and an ask each in the market-making variant."""
+        return self.n_learners * (2 if self.variant == MARKET_MAKING else 1)
+
+    @property
     def n_actions(self) -> int:
-        return 4 if self.config.cancel_all else 3
+        return len(self.nvec())
 
     def nvec(self) -> list[int]:
+        """Sizes of the discrete action components, from ``envs.actions`` (the scalar envs' own)."""
         cfg = self.config
-        return [3, 2 * cfg.max_offset + 1, len(cfg.qty_buckets)] + ([2] if cfg.cancel_all else [])
+        if self.variant == MARKET_MAKING:
+            return quoting_nvec(cfg.n_offsets)
+        return trading_nvec(cfg.max_offset, len(cfg.qty_buckets), cfg.cancel_all)
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,7 @@ class Consts:
         full = lambda v: torch.full((batch,), v, **i64)  # noqa: E731
         self.limit, self.market, self.gtc, self.ioc = full(_LIMIT), full(_MARKET), full(_GTC), full(_IOC)
         self.new, self.none = full(vb.NEW), full(vb.NONE)
+        self.buy, self.sell, self.quote_qty = full(1), full(-1), full(cfg.quote_qty)  # the market-making quotes
         self.no = torch.zeros(batch, dtype=torch.bool, device=dev)
         self.post = torch.full((batch,), bp.post_only, dtype=torch.bool, device=dev)
         self.buckets = torch.tensor(cfg.qty_buckets, **i64)
@@ -366,13 +392,19 @@ def observe(
     return torch.maximum(torch.minimum(obs, c.high), c.low)
 
 
-def decode_actions(p: EnvParams, c: Consts, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(side, offset, qty, cancel_all)`` ``[B, N]`` from ``[B, N, n]`` actions of either variant."""
+def action_indices(p: EnvParams, c: Consts, action: Tensor) -> Tensor:
+    """``[B, N, n]`` int64 discrete indices of ``[B, N, n]`` actions of either ``action_type``
+    (a ``Box`` component ``a`` selects ``min(n_i - 1, floor((a + 1) / 2 * n_i))``, as
+    ``envs.actions.indices``)."""
     if p.config.action_type == "box":
         idx = ((action.double() + 1.0) * 0.5 * c.nvec).floor().to(DTYPE)
-        action = torch.minimum(idx.clamp(min=0), c.nvec - 1)
-    else:
-        action = action.to(DTYPE)
+        return torch.minimum(idx.clamp(min=0), c.nvec - 1)
+    return action.to(DTYPE)
+
+
+def decode_actions(p: EnvParams, c: Consts, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(side, offset, qty, cancel_all)`` ``[B, N]`` from ``[B, N, n]`` Trading-v0 actions of either type."""
+    action = action_indices(p, c, action)
     side = action[..., 0] - 1
     offset = action[..., 1] - p.config.max_offset
     qty = c.buckets[action[..., 2]]
@@ -416,7 +448,7 @@ def _cancel_and_decide(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> 
     cfg, bg, bp = p.config, p.background, p.book
     book = s.book
     B, _, C = book.qty.shape
-    N, O, tick = p.n_learners, p.n_owners, bp.tick
+    N, O = p.n_learners, p.n_owners
     dev = c.device
     t = s.t + 1
     price, qty, oid, owner = book.price, book.qty, book.order_id, book.owner
@@ -430,19 +462,27 @@ def _cancel_and_decide(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> 
     for k, f in enumerate((qty, alive, price, oid) if bg.market_maker else (qty, alive)):
         per_row[k].scatter_add_(2, idx, f.long())
     open_qty, open_cnt = per_row[0], per_row[1]
-    side, offset, lqty, cancel = decode_actions(p, c, action)
     ctr = counter(s.episode, t)
-    l_open = open_cnt[:, :, :N].sum(1)  # [B, N]
-    messages = (cancel & (l_open > 0)).sum(1)  # a learner's cancel-all is one message
+    LR = p.learner_rounds  # round codes: learners 0..LR-1, the maker LR, noise LR+1..
+    quoting = p.variant == MARKET_MAKING
+    lo = torch.zeros((B, O), dtype=DTYPE, device=dev)
+    if quoting:  # decided on the book the learner observed, as MarketMakingEnv
+        q_want, q_kill, q_place, rejected, messages = _quotes(p, c, book, s.mid, s.acct[:, 0, 0], action)
+        l_killed = q_kill.sum((1, 2))  # each is half of a re-quote (the scalar env's Modify), not a message
+    else:
+        side, offset, lqty, cancel = decode_actions(p, c, action)
+        l_open = open_cnt[:, :, :N].sum(1)  # [B, N]
+        messages = (cancel & (l_open > 0)).sum(1)  # a learner's cancel-all is one message
+        l_killed = (l_open * cancel).sum(1)
+        lo[:, :N] = torch.where(cancel, c.big, 0)
 
     # ---- 1. cancels: one compaction ---------------------------------------------------------------
     # per owner: cancel its orders with an id below lo (all of them: BIG; the noise traders':
-    # those born more than max_age_steps ago) and the one with id kid
-    lo = torch.zeros((B, O), dtype=DTYPE, device=dev)
+    # those born more than max_age_steps ago) and the one with id kid; in the market-making
+    # variant also the learner's stale quotes (q_kill)
     kid = torch.full((B, O), -1, dtype=DTYPE, device=dev)
-    lo[:, :N] = torch.where(cancel, c.big, 0)
     R = bg.noise_rounds
-    noise_bits = bits(s.key[:, None], ctr[:, None] + N + 1 + c.rounds[:R]) if R else None
+    noise_bits = bits(s.key[:, None], ctr[:, None] + LR + 1 + c.rounds[:R]) if R else None
     nlo, nhi = p.noise_owner, p.noise_owner + bg.n_noise
     if R:
         oldest = torch.full((B, 2, O), c.big, dtype=oid.dtype, device=dev)
@@ -468,11 +508,53 @@ def _cancel_and_decide(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> 
         messages = messages + mm_place
     flat_owner = owner.reshape(B, 2 * C).long()
     kill = (oid < lo.gather(1, flat_owner).view(B, 2, C)) | (oid == kid.gather(1, flat_owner).view(B, 2, C))
+    if quoting:
+        kill |= q_kill
     kill &= alive
-    messages = messages + kill.sum((1, 2)) - (l_open * cancel).sum(1)  # every background cancel
+    messages = messages + kill.sum((1, 2)) - l_killed  # every background cancel
     book = remove_orders(book, kill)
 
     # ---- 2. the learners' orders ------------------------------------------------------------------
+    if quoting:
+        orders = _quote_commands(c, t, q_want, q_place)
+    else:
+        orders, rejected, sent = _trading_orders(p, c, s, book, (side, offset, lqty, cancel), open_qty, open_cnt, t)
+        messages = messages + sent
+
+    # ---- 3. background rounds (the maker's command; what the noise rounds decide now) -------------
+    if bg.market_maker:
+        orders.append(Commands(
+            kind=torch.where(mm_place, vb.NEW, vb.NONE), order_id=(t << _ROUND_BITS) + LR, trader=c.none + p.mm_owner,
+            side=1 - 2 * q_row, qty=q_qty, price=q_price, type=c.limit, tif=c.gtc, post_only=c.post,
+        ))
+    noise: list[tuple[Tensor, ...]] = []
+    for r in range(R):
+        nb = noise_bits[:, r]
+        trader = nlo + r % bg.n_noise
+        is_market = (u_type[:, r] >= p_c) & (u_type[:, r] < int(round((bg.p_cancel + bg.p_market) * 65536)))
+        n_side = 1 - 2 * field(nb, 63, 1)
+        n_qty = uniform_int(nb, 32, bg.min_qty, bg.max_qty)
+        off = uniform_int(nb, 48, 0, bg.depth_ticks, 15)
+        n_pending = torch.where(n_side > 0, open_qty[:, BID, trader], open_qty[:, ASK, trader])
+        ok = (pos[:, trader] + n_side * (n_pending + n_qty)).abs() <= cfg.max_position
+        noise.append((
+            arrive[:, r] & ~wants_cancel[:, r], ok, is_market, n_side, n_qty, off,
+            (t << _ROUND_BITS) + LR + 1 + r, c.none + trader,
+        ))
+    return book, orders, tuple(zip(*noise)), messages, rejected
+
+
+def _trading_orders(
+    p: EnvParams, c: Consts, s: EnvState, book: BookState, decided: tuple[Tensor, Tensor, Tensor, Tensor], open_qty: Tensor,
+    open_cnt: Tensor, t: Tensor,
+) -> tuple[list[Commands], Tensor, Tensor]:
+    """Phase 2 of the trading variant: the learners' orders priced from the touch after the
+    cancels, refused as the venue's ``RiskLimits`` would: ``(commands, rejected [B, N],
+    messages [B])``."""
+    cfg, tick = p.config, p.book.tick
+    B, N = book.qty.shape[0], p.n_learners
+    side, offset, lqty, cancel = decided
+    pos = s.acct[:, :, 0]
     hb, ha = book.qty[:, BID, 0] > 0, book.qty[:, ASK, 0] > 0
     bid0, ask0 = book.price[:, BID, 0], book.price[:, ASK, 0]
     mark = torch.where(hb & ha, (bid0 + ask0).double() * 0.5, torch.where(book.last_price > 0, book.last_price.double(), c.ref))
@@ -488,7 +570,6 @@ def _cancel_and_decide(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> 
     rejected = sends & ~allowed
     l_kind = torch.where(sends & allowed, vb.NEW, vb.NONE)
     l_side = torch.where(buy, 1, -1)
-    messages = messages + sends.sum(1)
     orders: list[Commands] = []
     for r in range(N):
         if N == 1:
@@ -501,28 +582,66 @@ def _cancel_and_decide(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> 
             kind=pick(l_kind), order_id=(t << _ROUND_BITS) + r, trader=i, side=pick(l_side), qty=pick(lqty),
             price=pick(l_price), type=c.limit, tif=c.gtc, post_only=c.no,
         ))
+    return orders, rejected, sends.sum(1)
 
-    # ---- 3. background rounds (the maker's command; what the noise rounds decide now) -------------
-    if bg.market_maker:
-        orders.append(Commands(
-            kind=torch.where(mm_place, vb.NEW, vb.NONE), order_id=(t << _ROUND_BITS) + N, trader=c.none + p.mm_owner,
-            side=1 - 2 * q_row, qty=q_qty, price=q_price, type=c.limit, tif=c.gtc, post_only=c.post,
-        ))
-    noise: list[tuple[Tensor, ...]] = []
-    for r in range(R):
-        nb = noise_bits[:, r]
-        trader = nlo + r % bg.n_noise
-        is_market = (u_type[:, r] >= p_c) & (u_type[:, r] < int(round((bg.p_cancel + bg.p_market) * 65536)))
-        n_side = 1 - 2 * field(nb, 63, 1)
-        n_qty = uniform_int(nb, 32, bg.min_qty, bg.max_qty)
-        off = uniform_int(nb, 48, 0, bg.depth_ticks, 15)
-        n_pending = torch.where(n_side > 0, open_qty[:, BID, trader], open_qty[:, ASK, trader])
-        ok = (pos[:, trader] + n_side * (n_pending + n_qty)).abs() <= cfg.max_position
-        noise.append((
-            arrive[:, r] & ~wants_cancel[:, r], ok, is_market, n_side, n_qty, off,
-            (t << _ROUND_BITS) + N + 1 + r, c.none + trader,
-        ))
-    return book, orders, tuple(zip(*noise)), messages, rejected
+
+def _quotes(
+    p: EnvParams, c: Consts, book: BookState, mid: Tensor, position: Tensor, action: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The market-making learner's (owner 0) decision on the book it observed, as
+    ``envs.actions.quote``: ``(price [B, 2], kill [B, 2, C], place [B, 2], rejected [B, 1],
+    messages [B])``, rows ``BID``, ``ASK``.
+
+    Bid ``idx[0]`` and ask ``idx[1]`` ticks behind the other traders' best of that side; with
+    that side empty, one tick inside the other side's best, else the mark ``mid`` rounded to
+    the tick; clamped one tick off the other traders' opposite best and to at least one
+    tick. A standing quote at that price with ``quote_qty`` lots stays (nothing sent); one
+    that differs is re-quoted (``kill`` it in phase 1, ``place`` it anew: the scalar env's
+    ``Modify`` to a new price or back up to ``quote_qty``, which also loses the queue
+    position) and, like a ``Modify``, is not risk-checked; a side with no quote gets a new
+    order, refused (``rejected``) as the venue's ``RiskLimits`` refuse it: the position
+    past ``max_position`` if it filled, or ``max_open_orders`` working (the bid is sent
+    first). ``messages``: commands sent, one per re-quoted or newly quoted side.
+    """
+    cfg, tick = p.config, p.book.tick
+    idx = action_indices(p, c, action)[:, 0]  # [B, 2]
+    alive = book.qty > 0
+    own = alive & (book.owner == 0)
+    others = alive & ~own
+    first = others.to(torch.uint8).argmax(2, keepdim=True)  # the other traders' best, per row
+    shows = others.gather(2, first).squeeze(2)  # [B, 2]
+    best = book.price.gather(2, first).squeeze(2).to(DTYPE)
+    hb, ha, bb, ba = shows[:, BID], shows[:, ASK], best[:, BID], best[:, ASK]
+    fallback = (torch.round(mid / tick).to(DTYPE) * tick).clamp(min=tick)
+    bid = torch.where(hb, bb, torch.where(ha, ba - tick, fallback)) - idx[:, 0] * tick
+    bid = torch.where(ha, torch.minimum(bid, ba - tick), bid).clamp(min=tick)
+    ask = torch.where(ha, ba, torch.where(hb, bb + tick, fallback)) + idx[:, 1] * tick
+    ask = torch.where(hb, torch.maximum(ask, bb + tick), ask).clamp(min=tick)
+    want = torch.stack([bid, ask], 1)  # rows BID, ASK
+    count = own.sum(2)  # [B, 2] (one quote a side; more would be re-quoted as one)
+    has = count > 0
+    stale = has & ((count > 1) | ((book.price * own).sum(2) != want) | ((book.qty * own).sum(2) != cfg.quote_qty))
+    fresh = ~has
+    working = count.sum(1)
+    bid_ok = ((position + cfg.quote_qty).abs() <= cfg.max_position) & (working < cfg.max_open_orders)
+    ask_ok = ((position - cfg.quote_qty).abs() <= cfg.max_position) & (working + (fresh[:, BID] & bid_ok) < cfg.max_open_orders)
+    allowed = torch.stack([bid_ok, ask_ok], 1)
+    place = stale | (fresh & allowed)
+    rejected = (fresh & ~allowed).sum(1, keepdim=True)
+    return want, own & stale.unsqueeze(2), place, rejected, (stale | fresh).sum(1)
+
+
+def _quote_commands(c: Consts, t: Tensor, want: Tensor, place: Tensor) -> list[Commands]:
+    """Phase 2 of the market-making variant: the bid (round 0), then the ask (round 1), GTC limits
+    of ``quote_qty`` lots where ``place``."""
+    learner = c.learners[:1].expand(c.batch)
+    return [
+        Commands(
+            kind=torch.where(place[:, row], vb.NEW, vb.NONE), order_id=(t << _ROUND_BITS) + r, trader=learner, side=side,
+            qty=c.quote_qty, price=want[:, row], type=c.limit, tif=c.gtc, post_only=c.no,
+        )
+        for r, (row, side) in enumerate(((BID, c.buy), (ASK, c.sell)))
+    ]
 
 
 def _noise_order(
@@ -724,6 +843,10 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
     ``single_observation_space`` is ``TradingEnv``'s ``Box`` (bounds from
     ``envs.observation.observation_bounds``); observations are ``[B, 4 * depth + 8]``
     ``float32`` tensors on ``device``, every feature as ``envs.observation`` and clipped.
+    With ``obs_type="dict"`` it is ``TradingEnv``'s ``Dict`` (``bids``, ``asks``,
+    ``market``, ``agent``; ``envs.observation.dict_observation_space``) and observations
+    (and ``info["final_obs"]``) are dicts of ``[B, ...]`` tensors holding the same values,
+    split from the flat layout by ``envs.observation.as_dict``'s slices.
 
     ## Rewards
 
@@ -758,6 +881,7 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
     n_learners = 1
+    variant = TRADING
 
     def __init__(
         self,
@@ -772,27 +896,37 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
         cfg = config if config is not None else TradingConfig()
         if overrides:
             cfg = replace(cfg, **overrides)
-        self.params = EnvParams.make(cfg, background, capacity, self.n_learners)
+        self.params = EnvParams.make(cfg, background, capacity, self.n_learners, self.variant)
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.consts = Consts(self.params, num_envs, self.device, compile)
         self.config = cfg
         low, high = observation_bounds(cfg)
-        nvec = self.params.nvec()
-        if cfg.action_type == "box":
-            one_action: spaces.Space = spaces.Box(-1.0, 1.0, shape=(len(nvec),), dtype=np.float32)
-        else:
-            one_action = spaces.MultiDiscrete(nvec)
-        one_obs = spaces.Box(low, high, dtype=np.float32)
+        one_action = action_space(self.params.nvec(), cfg.action_type)  # the scalar envs' own
+        one_obs = dict_observation_space(cfg) if cfg.obs_type == "dict" else spaces.Box(low, high, dtype=np.float32)
         self.single_observation_space, self.single_action_space = self._agent_spaces(one_obs, one_action)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.state: EnvState | None = None
         self._seed: int | None = None
-        assert observation_size(cfg) == one_obs.shape[0]
+        # obs_type="dict": per key, the flat features it holds, as an index tensor of the key's
+        # shape (envs.observation.as_dict applied to the feature numbers 0..size-1)
+        size = observation_size(cfg)
+        self._dict_index: dict[str, Tensor] | None = None
+        if cfg.obs_type == "dict":
+            split = as_dict(np.arange(size), cfg)
+            self._dict_index = {k: torch.as_tensor(v, dtype=DTYPE, device=self.device) for k, v in split.items()}
+        assert size == low.shape[0]
 
-    def _agent_spaces(self, obs: spaces.Box, action: spaces.Space) -> tuple[spaces.Space, spaces.Space]:
+    def _agent_spaces(self, obs: spaces.Space, action: spaces.Space) -> tuple[spaces.Space, spaces.Space]:
         return obs, action
+
+    def _observation(self, x: Tensor) -> Tensor | dict[str, Tensor]:
+        """The flat ``[B, N, obs]`` observations as this env returns them (see Observation Space)."""
+        x = self._out(x)
+        if self._dict_index is None:
+            return x
+        return {k: x[..., i] for k, i in self._dict_index.items()}
 
     def _out(self, x: Tensor) -> Tensor:
         return x[:, 0]  # one learner: [B, 1, ...] -> [B, ...]
@@ -800,7 +934,9 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
     def _in(self, action: Tensor) -> Tensor:
         return action.unsqueeze(1)
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None) -> tuple[Tensor, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Tensor | dict[str, Tensor], dict[str, Any]]:
         """Reset every env: with ``seed``, env ``i`` gets seed ``seed + i`` (or ``seed[i]``);
         without, each env starts its next episode with its own key."""
         super().reset(seed=seed if isinstance(seed, int) else None)
@@ -814,16 +950,59 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
             if seeds.shape != (self.num_envs,):
                 raise ValueError(f"need one seed per env ({self.num_envs}), got {seeds.shape}")
             self.state, obs = reset_state(p, c, seeds.to(self.device))
-        return self._out(obs), {}
+        return self._observation(obs), {}
 
-    def step(self, actions: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+    def step(self, actions: Any) -> tuple[Tensor | dict[str, Tensor], Tensor, Tensor, Tensor, dict[str, Any]]:
         if self.state is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
         a = torch.as_tensor(actions, device=self.device)
         self.state, obs, reward, done, info = step_state(self.params, self.consts, self.state, self._in(a))
-        info["final_obs"] = self._out(info["final_obs"])
+        info["final_obs"] = self._observation(info["final_obs"])
         info["rejected"] = self._out(info["rejected"])
-        return self._out(obs), self._out(reward), torch.zeros_like(done), done, info
+        return self._observation(obs), self._out(reward), torch.zeros_like(done), done, info
+
+
+class VectorMarketMakingEnv(VectorTradingEnv):
+    """``B`` copies of ``exchange/MarketMaking-v0`` on batched torch books, stepped as one.
+
+    ## Description
+
+    ``VectorTradingEnv`` (same market, background, observation, reward, episode end and
+    arguments) with ``MarketMakingEnv``'s action: the learner keeps one bid and one ask of
+    ``quote_qty`` lots working. Its quotes are decided on the book it observed (before the
+    step's cancels, as the scalar env acts at the start of a step), its stale quotes are
+    cancelled in the step's one compaction, and the bid then the ask enter one
+    ``vector.book.step`` each, before the background's rounds (``vector.env._quotes``).
+
+    ## Action Space
+
+    ``single_action_space`` is ``MarketMakingEnv``'s: ``MultiDiscrete([n_offsets,
+    n_offsets])``, the bid's and the ask's distance in ticks behind the other traders' best
+    of that side (0 joins it), or its ``Box(-1, 1, (2,))`` variant with
+    ``action_type="box"``. A quote is clamped one tick off the other traders' opposite
+    best (it never takes their liquidity) and to at least one tick; with its side empty,
+    the other side's best one tick away, else the mark rounded to the tick, stands in for
+    the touch. A standing quote at the wanted price and full size stays (keeping its queue
+    position); one that differs is cancelled and entered anew (what the scalar env's
+    ``Modify`` does to a new price or a larger size), and like a ``Modify`` not
+    risk-checked. A side without a quote gets a new order, refused as the venue's
+    ``RiskLimits`` refuse it (``max_position`` if it filled, ``max_open_orders``; the bid
+    is checked first): that side is not quoted this step, counted in ``info["rejected"]``.
+
+    ## Observation Space, Rewards, Episode End, Arguments
+
+    As ``VectorTradingEnv`` (``obs_type="dict"`` included); ``n_offsets`` and ``quote_qty``
+    configure the action. Differences from the scalar env besides the background's (see
+    ``docs/vector_envs.md``): no self-match prevention, so with both sides of the book
+    empty of other traders a bid and an ask at the same price trade with each other
+    (leaving position and cash unchanged); a re-quote takes a new order id.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    variant = MARKET_MAKING
 
 
 class VectorMultiTradingEnv(VectorTradingEnv):
@@ -836,17 +1015,21 @@ class VectorMultiTradingEnv(VectorTradingEnv):
     ``single_observation_space`` is ``Box`` ``(N, 4 * depth + 8)`` (each row the scalar
     layout for one learner), ``single_action_space`` ``MultiDiscrete`` ``(N, n)``; batched,
     observations are ``[B, N, obs]``, actions ``[B, N, n]`` and rewards ``[B, N]``;
-    truncation and auto-reset are per book (``[B]``). Arguments as ``VectorTradingEnv``
-    plus ``n_agents``.
+    truncation and auto-reset are per book (``[B]``). With ``obs_type="dict"`` each key of
+    the scalar ``Dict`` gets the leading ``N`` axis (observations ``[B, N, ...]`` per key).
+    Arguments as ``VectorTradingEnv`` plus ``n_agents``; the trading variant only.
     """
 
     def __init__(self, num_envs: int, n_agents: int = 2, **kwargs: Any) -> None:
         self.n_learners = n_agents
         super().__init__(num_envs, **kwargs)
 
-    def _agent_spaces(self, obs: spaces.Box, action: spaces.Space) -> tuple[spaces.Space, spaces.Space]:
+    def _agent_spaces(self, obs: spaces.Space, action: spaces.Space) -> tuple[spaces.Space, spaces.Space]:
         N = self.n_learners
-        many_obs = spaces.Box(np.tile(obs.low, (N, 1)), np.tile(obs.high, (N, 1)), dtype=np.float32)
+        if isinstance(obs, spaces.Dict):
+            many_obs: spaces.Space = spaces.Dict({k: _per_learner(box, N) for k, box in obs.spaces.items()})
+        else:
+            many_obs = _per_learner(obs, N)
         if isinstance(action, spaces.MultiDiscrete):
             many_action: spaces.Space = spaces.MultiDiscrete(np.tile(action.nvec, (N, 1)))
         else:
@@ -858,3 +1041,9 @@ class VectorMultiTradingEnv(VectorTradingEnv):
 
     def _in(self, action: Tensor) -> Tensor:
         return action
+
+
+def _per_learner(box: spaces.Box, n: int) -> spaces.Box:
+    """``box`` with a leading learner axis of ``n``."""
+    reps = (n,) + (1,) * len(box.shape)
+    return spaces.Box(np.tile(box.low, reps), np.tile(box.high, reps), dtype=np.float32)

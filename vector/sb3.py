@@ -1,10 +1,11 @@
-"""A stable-baselines3 ``VecEnv`` over ``vector.env.VectorTradingEnv``.
+"""A stable-baselines3 ``VecEnv`` over ``vector.env.VectorTradingEnv`` (or ``VectorMarketMakingEnv``).
 
 ``VectorTradingVecEnv(env)`` is the numpy boundary: actions come in as numpy arrays, the
 torch env steps them on its device, observations, rewards and dones go back as numpy
-arrays, and each env's info dict carries SB3's ``TimeLimit.truncated`` and, where an
-episode ended, ``terminal_observation`` (the env auto-resets in the same step, which is
-SB3's convention). ``env_method``, ``get_attr`` and ``set_attr`` reach the one underlying
+arrays (with ``obs_type="dict"``, observations are dicts of ``[B, ...]`` arrays, which SB3's
+``MultiInputPolicy`` takes), and each env's info dict carries SB3's ``TimeLimit.truncated``
+and, where an episode ended, ``terminal_observation`` (one env's observation: an array, or
+a dict of arrays; the env auto-resets in the same step, which is SB3's convention). ``env_method``, ``get_attr`` and ``set_attr`` reach the one underlying
 vector env (there are no sub-env objects): ``get_attr`` returns the attribute once per
 index asked for, ``env_method`` calls the method once and returns its result per index.
 """
@@ -22,7 +23,7 @@ from vector.env import VectorTradingEnv
 
 
 class VectorTradingVecEnv(VecEnv):
-    """SB3 ``VecEnv`` adapter of a ``VectorTradingEnv`` (one learner per book)."""
+    """SB3 ``VecEnv`` adapter of a ``VectorTradingEnv`` or ``VectorMarketMakingEnv`` (one learner per book)."""
 
     def __init__(self, env: VectorTradingEnv) -> None:
         if env.n_learners != 1:
@@ -31,16 +32,16 @@ class VectorTradingVecEnv(VecEnv):
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: torch.Tensor | None = None
 
-    def reset(self) -> np.ndarray:
+    def reset(self) -> np.ndarray | dict[str, np.ndarray]:
         seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else None
         obs, _ = self.env.reset(seed=seed)
         self._reset_seeds()
-        return obs.cpu().numpy()
+        return _numpy(obs)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = torch.as_tensor(np.asarray(actions), device=self.env.device)
 
-    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    def step_wait(self) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
         assert self._actions is not None, "step_async first"
         obs, reward, terminated, truncated, info = self.env.step(self._actions)
         self._actions = None
@@ -48,10 +49,10 @@ class VectorTradingVecEnv(VecEnv):
         trunc = truncated.cpu().numpy()
         infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(t)} for t in trunc]
         if done.any():
-            final = info["final_obs"].cpu().numpy()
+            final = _numpy(info["final_obs"])
             for i in np.flatnonzero(done):
-                infos[i]["terminal_observation"] = final[i]
-        return obs.cpu().numpy(), reward.cpu().numpy(), done, infos
+                infos[i]["terminal_observation"] = {k: v[i] for k, v in final.items()} if isinstance(final, dict) else final[i]
+        return _numpy(obs), reward.cpu().numpy(), done, infos
 
     def close(self) -> None:
         self.env.close()
@@ -78,3 +79,10 @@ class VectorTradingVecEnv(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return list(indices)
+
+
+def _numpy(obs: torch.Tensor | dict[str, torch.Tensor]) -> np.ndarray | dict[str, np.ndarray]:
+    """Observations of the torch env (a tensor, or a dict of them) as numpy on the host."""
+    if isinstance(obs, dict):
+        return {k: v.cpu().numpy() for k, v in obs.items()}
+    return obs.cpu().numpy()
