@@ -14,7 +14,8 @@ steps includes ``steps / 1000`` resets and their warm-up):
   ``LIGHT_RATE_HZ`` and one ``AvellanedaStoikovMaker`` in the simulator): about 5 messages;
 - ``heavy``: the same with four noise traders at ``HEAVY_RATE_HZ``: about 24 messages;
 - ``multi``: the PettingZoo ``ParallelEnv`` with 8 learning agents (``bench.envs_multi``),
-  one step = all 8 agents acting once.
+  one step = all 8 agents acting once, scripted background;
+- ``multi_flow``: the same with ``background="flow"``.
 
 Messages and trades per step are printed beside steps/s (they are what makes steps cheap or
 dear). The baseline run in the same process is gymnasium's ``CartPole-v1`` with random
@@ -24,7 +25,8 @@ its steps/s, so noise on a shared machine cancels out of the ratio.
 ``--json``: the last stdout line is one JSON object with ``single_env_steps_per_s`` and
 ``heavy_env_steps_per_s`` (the flow background, named in ``single_env_background``),
 ``single_env_scripted_steps_per_s`` and ``heavy_env_scripted_steps_per_s`` (the scripted
-agents), ``multi_env_steps_per_s``, ``msgs_per_step`` and ``trades_per_step`` (of
+agents), ``multi_env_steps_per_s`` (scripted background) and ``multi_env_flow_steps_per_s``
+(flow background), ``msgs_per_step`` and ``trades_per_step`` (of
 ``light_flow``), the per-workload figures and the machine.
 """
 
@@ -108,9 +110,10 @@ def benchmark(steps: int, multi_steps: int, repeats: int, seed: int, console: Co
 
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in WORKLOADS}
     runs["multi"] = []
+    runs["multi_flow"] = []
     cartpole: list[float] = []
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("envs", total=repeats * (len(WORKLOADS) + 2))
+        task = progress.add_task("envs", total=repeats * (len(WORKLOADS) + 3))
         for _ in range(repeats):
             cartpole.append(measure_cartpole(steps, seed))
             progress.advance(task)
@@ -118,6 +121,8 @@ def benchmark(steps: int, multi_steps: int, repeats: int, seed: int, console: Co
                 runs[name].append(measure_single(name, steps, seed))
                 progress.advance(task)
             runs["multi"].append(measure_multi(n_agents=8, steps=multi_steps, seed=seed))
+            progress.advance(task)
+            runs["multi_flow"].append(measure_multi(n_agents=8, steps=multi_steps, seed=seed, background="flow"))
             progress.advance(task)
     base = statistics.median(cartpole)
     result: dict[str, Any] = {"workloads": {}, "cartpole_steps_per_s": round(base)}
@@ -137,6 +142,7 @@ def benchmark(steps: int, multi_steps: int, repeats: int, seed: int, console: Co
         single_env_scripted_steps_per_s=w["light"]["steps_per_s"],
         heavy_env_scripted_steps_per_s=w["heavy"]["steps_per_s"],
         multi_env_steps_per_s=w["multi"]["steps_per_s"],
+        multi_env_flow_steps_per_s=w["multi_flow"]["steps_per_s"],
         msgs_per_step=w["light_flow"]["msgs_per_step"],
         trades_per_step=w["light_flow"]["trades_per_step"],
         steps=steps,

@@ -16,7 +16,8 @@ Create them with ``gymnasium.make(id, **kwargs)``; the keyword arguments overrid
 ``TradingConfig``. Each class docstring is the environment's spec page.
 
 The multi-agent PettingZoo environment is ``envs.multi`` (also importable as
-``envs.exchange_multi_v0``): ``parallel_env()``, ``raw_env()`` (AEC) and ``env()``.
+``envs.exchange_multi_v0``): ``parallel_env()``, ``raw_env()`` (AEC) and ``env()``; it takes
+the same ``background`` option, flows included.
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ instrument's ``MatchingEngine`` directly. It is the scalar twin of ``vector.back
 (``BackgroundParams``'s fields, defaults and rules, one book at a time): the same noise
 traders and Avellaneda-Stoikov maker, counted in messages per env step.
 
-Per env step, in this order (the environment sends the learner's commands first, at the
+Per env step, in this order (the environment sends the learners' commands first, at the
 start of the step, through the venue):
 
-1. Market maker (trader ``n_noise + 1``), if ``market_maker``: it quotes one side per step,
-   the bid on odd background steps and the ask on even ones (so each side is re-quoted
-   every two steps). Reservation price ``r = s - q gamma sigma^2 tau`` and spread
+1. Market maker (the trader after the noise traders), if ``market_maker``: it quotes one
+   side per step, the bid on odd background steps and the ask on even ones (so each side
+   is re-quoted every two steps). Reservation price ``r = s - q gamma sigma^2 tau`` and spread
    ``gamma sigma^2 tau + (2 / gamma) ln(1 + gamma / k)`` in ticks (fixed ``sigma``,
    constant ``tau = horizon_s``), bid rounded down and ask up, at least
    ``min_spread_ticks`` apart, clamped one tick inside the other traders' opposite best;
@@ -23,9 +23,9 @@ start of the step, through the venue):
    so a fill cannot take ``|q|`` past ``max_inventory``. A standing quote that differs
    (price, or more lots than wanted) is cancelled and the new one entered (post-only where
    the instrument accepts it): two messages; a quote that still stands sends nothing.
-2. Noise traders (traders ``1 .. n_noise``): first each cancels its orders older than
-   ``max_age_steps``; then ``noise_rounds`` rounds, round ``r`` belonging to trader
-   ``r % n_noise``, each an arrival with probability ``p_arrival``: with probability
+2. Noise traders (the ``n_noise`` traders after the learners): first each cancels its
+   orders older than ``max_age_steps``; then ``noise_rounds`` rounds, round ``r``
+   belonging to noise trader ``r % n_noise``, each an arrival with probability ``p_arrival``: with probability
    ``p_cancel`` a cancel of the trader's oldest working order; with ``p_market`` an IOC
    market order of a random side (skipped when the opposite side is empty); otherwise a
    GTC limit of a random side ``0..depth_ticks`` ticks behind the reference (mid, else
@@ -49,16 +49,27 @@ Randomness: a numpy ``PCG64`` seeded at reset from the environment's generator
 one word per noise round, cut into fields as in ``vector.background``: bits 0-15 the
 arrival, 16-31 the kind, 32-47 the size, 48-62 the offset, 63 the side.
 
-Accounting and risk. The learner's commands go through ``Exchange.submit`` (risk limits,
-matching, accounts), as with the scripted background. Background commands skip the venue:
-no risk check (the flow keeps its own positions within ``max_position``) and no
-simulator. Every ``Fill`` they produce is applied to ``exchange.accounts``, so every
-trader's position, cash and fees are exact and the conservation laws hold; their
-acceptances are not (``Account.orders`` counts what went through ``Exchange.submit``,
-i.e. the learner's orders). When a background order fills a resting order of the learner,
-that command's fills go through ``Exchange.record`` (accounts and the venue's open-order
-tracking, so its risk checks of the learner stay exact) and to the learner's
-``OrderTracker``. The venue does not track the background traders' open orders.
+Accounting and risk. The learners' commands go through ``Exchange.submit`` (risk limits,
+matching, accounts, margin), as with the scripted background. Background commands skip the
+venue: no risk check (the flow keeps its own positions within ``max_position``), no bar
+after a liquidation, and no simulator. Every ``Fill`` they produce is applied to
+``exchange.accounts``, so every trader's position, cash and fees are exact and the
+conservation laws hold; their acceptances are not (``Account.orders`` counts what went
+through ``Exchange.submit``, i.e. the learners' orders). When a background order fills a
+resting order of a learner, that command's fills go through ``Exchange.record`` (accounts,
+the venue's open-order tracking, so its risk checks of the learners stay exact, and its
+margin check) and to the learner's ``OrderTracker``. The venue does not track the
+background traders' open orders.
+
+Margin (``envs.multi``, whose venue has a ``MarginPolicy``). The venue checks margins after
+every command it sees (the learners' commands, background commands that fill a learner) and,
+since the rest of the background bypasses it, once after every background step
+(``Exchange.record`` of no events); a liquidation's events (``Liquidation``, the cancels,
+the flattening fills) update the tape, the noise traders' orders and the learners'
+trackers, and go to ``log`` as one entry of their own (no command).
+
+Several learners (``envs.multi``): every learner's command goes through the venue the same
+way; the background traders take the trader ids after the learners'.
 
 Batches. Background commands whose decisions do not depend on each other's outcome (a
 step's aged cancels; a cancel and the order decided with it: the maker's re-quote, a
@@ -66,7 +77,7 @@ noise order at ``max_open_orders``) reach the engine in one ``MatchingEngine.sub
 call, which gives the same events as sending them one by one; each is still one command.
 With ``FlowMarket.log`` set they are sent one by one (one log entry per command).
 
-``info["commands"]`` counts every command that reached the book (the learner's and the
+``info["commands"]`` counts every command that reached the book (the learners' and the
 background's, refused ones included) and ``info["messages"]`` the events they produced,
 exactly as with the scripted background.
 """
@@ -74,6 +85,7 @@ exactly as with the scripted background.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
@@ -83,7 +95,7 @@ import numpy as np
 from exchange.book import HIDDEN, PRICE, QTY, SIDE, TRADER, BookSide
 from exchange.commands import Cancel, NewOrder
 from exchange.enums import OrderType, TimeInForce
-from exchange.events import BookUpdate, Cancelled, Fill
+from exchange.events import BookUpdate, Cancelled, Fill, Liquidation
 from exchange.venue import Exchange
 
 #: Raw random words drawn at a time.
@@ -171,7 +183,7 @@ def resolve(background: Any) -> Any:
 
 
 class LearnerContext:
-    """What ``envs.actions`` needs of an ``exchange.sim.Context`` for the learner, in a
+    """What ``envs.actions`` needs of an ``exchange.sim.Context`` for one learner, in a
     ``FlowMarket``: ``now``, ``submit(symbol, command)``, ``next_order_id()``, ``book(symbol)``
     (plain attributes, kept current by the market)."""
 
@@ -187,7 +199,7 @@ class LearnerContext:
 
 
 class FlowMarket:
-    """One symbol of an ``Exchange``, one learner and a ``FlowBackground`` (see the module docstring).
+    """One symbol of an ``Exchange``, its learners and a ``FlowBackground`` (see the module docstring).
 
     Offers the part of ``exchange.sim.Simulator`` the environments use: ``now``,
     ``seed``, ``run(until)`` (one background step at each multiple of ``step_ns``),
@@ -195,10 +207,19 @@ class FlowMarket:
     simulator's ``len(log)``). ``log`` is None; set it to a list to record
     ``(time, symbol, events)`` of every command from then on (tests, debugging).
 
-    ``noise_orders[k]`` holds noise trader ``k + 1``'s resting orders exactly, oldest first:
-    order id -> ``[order id, side, step born, open lots]``, kept from the events of every
-    command (its own entries and cancels, fills against it, self-match cancels), so no
-    decision reads the book to find them; ``check_invariants()`` compares them with the book.
+    ``learners``: the learning agents (``envs.trading.Learner``, ``envs.multi.MultiLearner``),
+    each with a ``trader`` id and an ``OrderTracker`` as ``orders``; the market keeps their
+    trackers current from the events that name them (a ``Liquidation`` goes to the
+    learner's ``on_events``). The background traders take the ids after the highest
+    learner's: noise traders ``first .. first + n_noise - 1`` (``noise_traders``), then the
+    maker. ``flow`` and ``trades`` are the tape (signed lots, buyer-initiated positive, and
+    count of every trade print) since the environment last zeroed them.
+
+    ``noise_orders[k]`` holds noise trader ``noise_traders[k]``'s resting orders exactly, oldest
+    first: order id -> ``[order id, side, step born, open lots]``, kept from the events of
+    every command (its own entries and cancels, fills against it, self-match cancels, the
+    venue's liquidations), so no decision reads the book to find them;
+    ``check_invariants()`` compares them with the book.
     """
 
     def __init__(
@@ -206,17 +227,19 @@ class FlowMarket:
         exchange: Exchange,
         symbol: str,
         params: FlowBackground,
-        learner: Any,
+        learners: Sequence[Any],
         *,
         seed: int,
         step_ns: int,
         reference_price: int,
         max_position: int,
     ) -> None:
+        if not learners:
+            raise ValueError("a FlowMarket needs at least one learner")
         self.exchange = exchange
         self.symbol = symbol
         self.params = params
-        self.learner = learner  # an envs.trading.Learner: its OrderTracker, flow and trades are kept here
+        self.learners = tuple(learners)
         self.seed = seed
         self.step_ns = step_ns
         self.reference_price = reference_price
@@ -225,6 +248,8 @@ class FlowMarket:
         self.steps = 0  # background steps run
         self.events_produced = 0
         self.commands = 0
+        self.flow = 0  # the tape since the environment last zeroed it (class docstring)
+        self.trades = 0
         self.log: list | None = None
         engine = self.engine = exchange.engines[symbol]
         self.book = engine.book
@@ -236,15 +261,19 @@ class FlowMarket:
         self._venue_submit = exchange.submit
         self._apply = exchange.accounts.apply
         self._record = exchange.record
+        self._margin = exchange.margin is not None
         self._bitgen = np.random.PCG64(seed)
         self._words: list[int] = []
         self._word = 0
         self.next_order_id = count(1).__next__
         self._due = step_ns
-        self._ctx = LearnerContext(self, learner.trader)
+        self._contexts = {lr.trader: LearnerContext(self, lr.trader) for lr in self.learners}
+        self._trackers = {lr.trader: lr.orders for lr in self.learners}
+        self._by_trader = {lr.trader: lr for lr in self.learners}
+        first = self._first = max(self._trackers) + 1
         n = self._n_noise = params.n_noise
-        self.noise_traders = list(range(1, n + 1))  # noise trader k + 1 is noise_orders[k]
-        self.maker = n + 1 if params.market_maker else None
+        self.noise_traders = list(range(first, first + n))  # noise trader first + k is noise_orders[k]
+        self.maker = first + n if params.market_maker else None
         accounts = exchange.accounts
         # accounts opened now (cash is conserved from the start); positions read straight from them
         self._positions = [accounts.account(t).positions for t in self.noise_traders]
@@ -257,44 +286,54 @@ class FlowMarket:
         self._p_cancel = round(params.p_cancel * 65536)
         self._p_market = round((params.p_cancel + params.p_market) * 65536)
         self._n_qty = params.max_qty - params.min_qty + 1
+        # the parameters the hot loops read, as plain attributes
+        self._rounds, self._max_age, self._cap = params.noise_rounds, params.max_age_steps, params.max_open_orders
+        self._min_qty, self._span = params.min_qty, params.depth_ticks + 1
+        self._quote_qty, self._max_inventory, self._min_spread = params.quote_qty, params.max_inventory, params.min_spread_ticks
         self._warm()
+
+    @property
+    def background_traders(self) -> list[int]:
+        """The background's trader ids: the noise traders, then the maker (if any)."""
+        return self.noise_traders + ([self.maker] if self.maker is not None else [])
 
     # ---- the Simulator interface ---------------------------------------------------------------
     def context(self, trader: int) -> LearnerContext:
-        if trader != self._ctx.trader:
-            raise KeyError(f"trader {trader} is not the learner of this FlowMarket")
-        return self._ctx
+        try:
+            return self._contexts[trader]
+        except KeyError:
+            raise KeyError(f"trader {trader} is not a learner of this FlowMarket") from None
 
     def run(self, until: int) -> None:
-        """Run the background steps due up to ``until`` (inclusive); the clock ends at ``until``."""
-        step = self._step
-        while self._due <= until:
-            self.now = self._due
-            self.steps += 1
-            step(self.steps)
-            self._due += self.step_ns
-        self.now = self._ctx.now = until
+        """Run the background steps due up to ``until`` (inclusive); the clock ends at ``until``.
+
+        With a venue ``MarginPolicy``, the venue checks every position holder's margin after
+        each background step (``Exchange.record`` of no events), as it would after a command."""
+        quote = self._quote if self.maker is not None else None
+        noise = self._noise if self._rounds else None
+        due = self._due
+        while due <= until:
+            self.now = due
+            t = self.steps = self.steps + 1
+            if quote is not None:
+                quote(t)
+            if noise is not None:
+                noise(t)
+            if self._margin:
+                self._check_margin()
+            due = self._due = due + self.step_ns
+        self.now = until
+        for ctx in self._contexts.values():
+            ctx.now = until
 
     def submit(self, symbol: str, command: object) -> list:
-        """A learner's command, through the venue (risk, matching, accounts); its events."""
+        """A learner's command, through the venue (risk, matching, accounts, margin); its events."""
         events = self._venue_submit(symbol, command)
         self.commands += 1
         self.events_produced += len(events)
         if self.log is not None:
             self.log.append((self.now, symbol, tuple(events)))
-        learner = self.learner
-        apply = learner.orders.apply
-        n = self._n_noise
-        for ev in events:
-            t = type(ev)
-            if t is BookUpdate:
-                continue
-            if t is Fill:
-                learner.trades += 1
-                learner.flow += ev.aggressor * ev.qty
-                if 0 < ev.maker_trader <= n:
-                    self._noise_filled(ev.maker_trader - 1, ev.maker_id, ev.qty)
-            apply(ev)
+        self._deliver(events)
         return events
 
     def check_invariants(self) -> None:
@@ -310,6 +349,58 @@ class FlowMarket:
             assert born == sorted(born), "noise orders out of age order"
             for side in (1, -1):
                 assert self._working[k][side] == sum(e[3] for e in mine.values() if e[1] == side)
+
+    # ---- events --------------------------------------------------------------------------------
+    def _deliver(self, events: list) -> None:
+        """Events that went through the venue (a learner's command, a liquidation): the tape,
+        the noise traders' orders they fill or cancel, and each learner's own events."""
+        first, n, trackers = self._first, self._n_noise, self._trackers
+        for ev in events:
+            t = type(ev)
+            if t is BookUpdate:
+                continue
+            if t is Fill:
+                self.trades += 1
+                self.flow += ev.aggressor * ev.qty
+                maker, taker = ev.maker_trader, ev.taker_trader
+                k = maker - first
+                if 0 <= k < n:
+                    self._noise_filled(k, ev.maker_id, ev.qty)
+                tracker = trackers.get(taker)
+                if tracker is not None:
+                    tracker.apply(ev)
+                if maker != taker:
+                    tracker = trackers.get(maker)
+                    if tracker is not None:
+                        tracker.apply(ev)
+                continue
+            trader = ev.trader
+            if t is Cancelled:
+                k = trader - first
+                if 0 <= k < n:
+                    self._noise_cancelled(k, ev.order_id)
+                    continue
+            tracker = trackers.get(trader)
+            if tracker is not None:
+                if t is Liquidation:
+                    self._by_trader[trader].on_events(self._contexts[trader], self.symbol, [ev])
+                else:
+                    tracker.apply(ev)
+
+    def _venue_events(self, events: list) -> None:
+        """Events the venue produced on its own (a margin check's liquidation): counted,
+        logged (one entry, no command) and delivered."""
+        self.events_produced += len(events)
+        if self.log is not None:
+            self.log.append((self.now, self.symbol, tuple(events)))
+        self._deliver(events)
+
+    def _check_margin(self) -> None:
+        """The venue's margin check of every position holder (``Exchange.record`` of no events)."""
+        events: list = []
+        self._record(self.symbol, events)
+        if events:
+            self._venue_events(events)
 
     # ---- background ----------------------------------------------------------------------------
     def _send(self, command: object) -> list:
@@ -347,36 +438,41 @@ class FlowMarket:
         self.events_produced += len(events)
 
     def _settle(self, events: list) -> None:
-        """Fills of a background command to the accounts (and, where they hit the learner's
-        orders, to the venue's tracking and the learner's tracker); noise orders it filled
-        or cancelled (self-match) leave ``noise_orders``."""
+        """Fills of a background command to the accounts (and, where they hit learners'
+        orders, to the venue's tracking, its margin check, and the learners' trackers);
+        noise orders it filled or cancelled (self-match) leave ``noise_orders``."""
         fills = []
-        n, me, hit = self._n_noise, self.learner.trader, False
+        first, n, trackers, hit = self._first, self._n_noise, self._trackers, False
         for ev in events:
             t = type(ev)
             if t is Fill:
                 fills.append(ev)
-                maker = ev.maker_trader
-                if 0 < maker <= n:
-                    self._noise_filled(maker - 1, ev.maker_id, ev.qty)
-                elif maker == me:
+                k = ev.maker_trader - first
+                if 0 <= k < n:
+                    self._noise_filled(k, ev.maker_id, ev.qty)
+                elif ev.maker_trader in trackers:
                     hit = True
-            elif t is Cancelled and 0 < ev.trader <= n:
-                e = self.noise_orders[ev.trader - 1].pop(ev.order_id, None)
-                if e is not None:
-                    self._working[ev.trader - 1][e[1]] -= e[3]
+            elif t is Cancelled:
+                k = ev.trader - first
+                if 0 <= k < n:
+                    self._noise_cancelled(k, ev.order_id)
         if fills:
-            learner = self.learner
-            learner.trades += len(fills)
-            learner.flow += sum(f.aggressor * f.qty for f in fills)
+            self.trades += len(fills)
+            self.flow += sum(f.aggressor * f.qty for f in fills)
             if hit:
-                self._record(self.symbol, fills)  # accounts, and the venue's view of the learner's orders
-                learner.orders.apply_all(fills)
+                n_fills = len(fills)
+                self._record(self.symbol, fills)  # accounts, the venue's view of the learners' orders, margin
+                for f in fills[:n_fills]:
+                    tracker = trackers.get(f.maker_trader)
+                    if tracker is not None:
+                        tracker.apply(f)
+                if len(fills) > n_fills:  # the margin check liquidated someone: its events follow
+                    self._venue_events(fills[n_fills:])
             else:
                 self._apply(self.symbol, fills)
 
     def _noise_filled(self, k: int, order_id: int, qty: int) -> None:
-        """``qty`` lots of noise trader ``k + 1``'s resting order traded."""
+        """``qty`` lots of noise trader ``noise_traders[k]``'s resting order traded."""
         e = self.noise_orders[k].get(order_id)
         if e is not None:
             self._working[k][e[1]] -= qty
@@ -385,16 +481,22 @@ class FlowMarket:
             else:
                 e[3] -= qty
 
+    def _noise_cancelled(self, k: int, order_id: int) -> None:
+        """Noise trader ``noise_traders[k]``'s order ``order_id`` was cancelled (if it was tracked)."""
+        e = self.noise_orders[k].pop(order_id, None)
+        if e is not None:
+            self._working[k][e[1]] -= e[3]
+
     def _forget(self, k: int, e: list) -> Cancel:
-        """Take noise trader ``k + 1``'s resting order ``e`` (an entry of ``noise_orders[k]``)
-        out of ``noise_orders``; the ``Cancel`` to send for it."""
+        """Take noise trader ``noise_traders[k]``'s resting order ``e`` (an entry of
+        ``noise_orders[k]``) out of ``noise_orders``; the ``Cancel`` to send for it."""
         oid = e[0]
         del self.noise_orders[k][oid]
         self._working[k][e[1]] -= e[3]
         return Cancel(oid, self.noise_traders[k])
 
     def _rested(self, k: int, order_id: int, side: int, born: int) -> None:
-        """Enter noise trader ``k + 1``'s new order in ``noise_orders`` if (what is left of) it rests."""
+        """Enter noise trader ``noise_traders[k]``'s new order in ``noise_orders`` if (what is left of) it rests."""
         o = self.book.orders.get(order_id)
         if o is not None:
             qty = o[QTY] + o[HIDDEN]
@@ -428,27 +530,25 @@ class FlowMarket:
                 self._send(NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader))
                 self._rested(k, oid, side, 0)
 
-    def _step(self, t: int) -> None:
-        if self.maker is not None:
-            self._quote(t)
-        if self.params.noise_rounds:
-            self._noise(t)
-
     def _noise(self, t: int) -> None:
-        """The noise traders' step: aged cancels, then ``noise_rounds`` rounds."""
-        p = self.params
-        R = p.noise_rounds
-        send, symbol, forget = self._send, self.symbol, self._forget
-        traders, live, working = self.noise_traders, self.noise_orders, self._working
-        born_before = t - p.max_age_steps
-        aged = []
-        for k, mine in enumerate(live):
+        """The noise traders' step: aged cancels, then ``noise_rounds`` rounds.
+
+        A lone order goes to the engine here rather than through ``_send`` (the same
+        counting, logging and settling, one call less per message: this is the hot loop)."""
+        R, n, symbol, forget = self._rounds, self._n_noise, self.symbol, self._forget
+        live, working = self.noise_orders, self._working
+        born_before = t - self._max_age
+        aged = None
+        for k in range(n):
+            mine = live[k]
             while mine:
                 e = next(iter(mine.values()))
                 if e[2] > born_before:
                     break
+                if aged is None:
+                    aged = []
                 aged.append(forget(k, e))
-        if aged:
+        if aged is not None:
             self._send_cancels(aged)
         i = self._word
         words = self._words
@@ -458,8 +558,11 @@ class FlowMarket:
         self._word = i + R
         p_arrival, p_cancel, p_market = self._p_arrival, self._p_cancel, self._p_market
         engine, tick, lot, limit = self.engine, self.tick, self.lot, self.max_position
-        bids, asks, positions, next_id = self.book.bids, self.book.asks, self._positions, self.next_order_id
-        n, min_qty, n_qty, span, cap = p.n_noise, p.min_qty, self._n_qty, p.depth_ticks + 1, p.max_open_orders
+        book = self.book
+        bids, asks, resting, positions, next_id = book.bids, book.asks, book.orders, self._positions, self.next_order_id
+        min_qty, n_qty, span, cap, traders = self._min_qty, self._n_qty, self._span, self._cap, self.noise_traders
+        submit, submit_many, log, settle, send = self._engine_submit, self._engine_submit_many, self.log, self._settle, self._send
+        commands = produced = 0  # this loop's own sends, added to the counters at the end
         for r in range(R):
             w = words[i + r]
             if (w & 0xFFFF) >= p_arrival:
@@ -495,24 +598,48 @@ class FlowMarket:
                 price = (ref2 // (2 * tick) - off) * tick
             else:
                 price = (off - (-ref2 // (2 * tick))) * tick
-            full = forget(k, next(iter(mine.values()))) if len(mine) >= cap else None  # at the cap: its oldest goes
+            full = None
+            if len(mine) >= cap:  # at the cap its oldest goes (``_forget``)
+                e = next(iter(mine.values()))
+                del mine[e[0]]
+                working[k][e[1]] -= e[3]
+                full = Cancel(e[0], trader)
             if price >= tick:
                 oid = next_id()
                 order = NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader)
-                if full is None:
+                if log is not None:  # one by one, one log entry each
+                    if full is not None:
+                        send(full)
                     send(order)
-                else:
-                    self._send_after_cancel(full, order)
-                self._rested(k, oid, side, t)
+                elif full is None:
+                    events = submit(order)
+                    commands += 1
+                    produced += len(events)
+                    if len(events) > 2:  # anything shorter is an acceptance or a refusal: no fill
+                        settle(events)
+                else:  # the cancel (two events, no fill) and the order in one batch (``_send_after_cancel``)
+                    events = submit_many((full, order))
+                    commands += 2
+                    produced += len(events)
+                    if len(events) > 4:
+                        settle(events)
+                o = resting.get(oid)
+                if o is not None:  # what is left of it rests (the entry of _rested)
+                    left = o[QTY] + o[HIDDEN]
+                    mine[oid] = [oid, side, t, left]
+                    working[k][side] += left
             elif full is not None:
                 send(full)
+        if commands:
+            self.commands += commands
+            self.events_produced += produced
 
     def _quote(self, t: int) -> None:
         """The maker's quote of this step's side (see the module docstring)."""
-        p, book, tick = self.params, self.book, self.tick
+        book, tick, quotes = self.book, self.tick, self.quotes
         orders = book.orders
-        bid_order = orders.get(self.quotes[1])
-        ask_order = orders.get(self.quotes[-1])
+        bid_order = orders.get(quotes[1])
+        ask_order = orders.get(quotes[-1])
         bids, asks = book.bids, book.asks
         bb, ba = bids.best, asks.best
         if bid_order is not None and bid_order[PRICE] == bb and bids.levels[bb].count == 1:
@@ -528,20 +655,21 @@ class FlowMarket:
         held = self._maker_positions.get(self.symbol)
         inventory = held.qty if held is not None else 0
         r = s - inventory * self._skew
-        bid_t = math.floor(r - self._half_spread + 1e-9)
-        ask_t = math.ceil(r + self._half_spread - 1e-9)
-        short = p.min_spread_ticks - (ask_t - bid_t)
+        half = self._half_spread
+        bid_t = math.floor(r - half + 1e-9)
+        ask_t = math.ceil(r + half - 1e-9)
+        short = self._min_spread - (ask_t - bid_t)
         if short > 0:  # widen around r, the odd tick on the side the inventory wants to close
             bid_t -= short // 2 + (short % 2 if inventory >= 0 else 0)
             ask_t += short // 2 + (short % 2 if inventory < 0 else 0)
         if t % 2:
             side, own = 1, bid_order
             price = (min(bid_t, ba // tick - 1) if ba is not None else bid_t) * tick
-            qty = min(p.quote_qty, p.max_inventory - inventory)
+            qty = min(self._quote_qty, self._max_inventory - inventory)
         else:
             side, own = -1, ask_order
             price = max(1, max(ask_t, bb // tick + 1) if bb is not None else ask_t) * tick
-            qty = min(p.quote_qty, p.max_inventory + inventory)
+            qty = min(self._quote_qty, self._max_inventory + inventory)
         qty *= self.lot
         valid = qty > 0 and price >= tick
         mm = self.maker
@@ -549,15 +677,21 @@ class FlowMarket:
         if own is not None:
             if valid and own[PRICE] == price and own[QTY] <= qty:
                 return  # the quote stands
-            cancel = Cancel(self.quotes[side], mm)
+            cancel = Cancel(quotes[side], mm)
         if valid:
             oid = self.next_order_id()
             order = NewOrder(oid, mm, side, qty, price, _LIMIT, _GTC, None, None, None, self._post_only, mm)
             if cancel is None:
                 self._send(order)
+            elif self.log is None:  # the re-quote in one batch, as ``_send_after_cancel`` (one call less)
+                events = self._engine_submit_many((cancel, order))
+                self.commands += 2
+                self.events_produced += len(events)
+                if len(events) > 4:
+                    self._settle(events)
             else:
                 self._send_after_cancel(cancel, order)
-            self.quotes[side] = oid
+            quotes[side] = oid
         elif cancel is not None:
             self._send(cancel)
 

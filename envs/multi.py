@@ -39,7 +39,10 @@ from agents import make_agent
 from agents.base import OrderTracker
 from envs.actions import action_space, fallback_price, indices, quote, quoting_nvec, trade, trading_nvec
 from envs.config import TradingConfig, default_background
-from envs.observation import book_levels, observation_bounds, observation_size, observation_space, observation_values
+from envs.flow import FlowBackground, FlowMarket, resolve
+from envs.observation import (
+    N_OWN, book_levels, observation_bounds, observation_size, observation_space, observation_values, own_values,
+)
 from exchange.accounts import mark_price
 from exchange.events import Fill, Liquidation
 from exchange.instrument import PRESETS
@@ -49,7 +52,6 @@ from view.ladder import ladder
 
 ACTIONS = ("trading", "market_making")
 TREASURY = -1  # trader id of the account that books capital moved between traders at reset
-N_OWN = 4  # the last features of an observation are the agent's own: inventory, equity change, open orders, time left
 STATE_PER_AGENT = 4  # inventory, equity change, open orders, alive
 
 
@@ -114,8 +116,8 @@ def configure(config: MultiTradingConfig | None = None, **overrides: Any) -> Mul
 class MultiLearner(Agent):
     """One learner inside the simulator: its working orders and position from its own events.
 
-    It takes no public feed (the environment reads the tape from the simulator's log once
-    for everyone). ``liquidated`` turns true when the venue's ``Liquidation`` event for it
+    It takes no public feed (the environment reads the tape once for everyone: from the
+    simulator's log, or from the ``FlowMarket``'s count with the flow background). ``liquidated`` turns true when the venue's ``Liquidation`` event for it
     arrives (the event names no order, so it is kept away from the ``OrderTracker``).
     """
 
@@ -141,15 +143,19 @@ class MultiLearner(Agent):
 
 
 class MultiTradingEnv(ParallelEnv):
-    """N learning agents trade one instrument in the same book, next to scripted traders.
+    """N learning agents trade one instrument in the same book, next to background traders.
 
     ## Description
 
     The market of ``exchange/Trading-v0`` (one symbol of preset ``"nyse"`` or ``"cme"``, a
     real matching engine, background traders, ``warmup_ns`` of background trading before
-    the first observation), with ``n_agents`` learners in it instead of one. Learner ``i``
-    is the agent ``"trader_i"`` and trades as trader id ``i``; the background traders take
-    the ids after them. Each step every live agent's action becomes orders, sent at the start
+    the first observation), with ``n_agents`` learners in it instead of one. The background
+    is ``trading.background``, as for ``Trading-v0``: scripted agents of ``agents`` in the
+    discrete-event simulator (default), or ``"flow"`` / ``"flow_heavy"`` / an
+    ``envs.flow.FlowBackground``, the lean batched flow of ``envs.flow`` sent straight to
+    the book (several times faster; the venue checks margins after each of its steps, see
+    that module). Learner ``i`` is the agent ``"trader_i"`` and trades as trader id ``i``;
+    the background traders take the ids after them. Each step every live agent's action becomes orders, sent at the start
     of the step with zero latency, and the simulation advances ``step_ns`` (100 ms). All
     agents decide on the same book; their orders reach the venue one agent after another,
     in a random order drawn afresh each step from the environment's generator
@@ -219,12 +225,13 @@ class MultiTradingEnv(ParallelEnv):
     background, risk, action sizes, observation and reward); keyword arguments override a
     field of either. ``render_mode="ansi"`` makes ``render()`` return the depth ladder and
     one line per learner as text, ``"human"`` prints it. ``reset(seed=...)`` is the only
-    seeding path: the seed fixes the simulator's seed and the priority draws, so the
-    whole episode for a given sequence of joint actions.
+    seeding path: the seed fixes the simulator's seed (or the flow's generator) and the
+    priority draws, so the whole episode for a given sequence of joint actions.
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version; ``background="flow"`` added later (the scripted background and
+      its trajectories are unchanged).
     """
 
     metadata = {"name": "exchange_multi_v0", "render_modes": ["ansi", "human"], "render_fps": 10, "is_parallelizable": True}
@@ -248,7 +255,7 @@ class MultiTradingEnv(ParallelEnv):
         self._low, self._high = observation_bounds(t)
         self.state_space = self._new_state_space()
         self._np_random: np.random.Generator | None = None
-        self.sim: Simulator | None = None
+        self.sim: Simulator | FlowMarket | None = None
         self.exchange: Exchange | None = None
         self.learners: list[MultiLearner] = []
         self.steps = 0
@@ -298,14 +305,23 @@ class MultiTradingEnv(ParallelEnv):
             margin=margin,
         )
         self.learners = [MultiLearner(i, t.symbol) for i in range(cfg.n_agents)]
-        agents: list[Agent] = list(self.learners)
-        background = t.background if t.background is not None else default_background(ref, t.max_position)
-        for b in background:
-            for _ in range(b.count):
-                agents.append(make_agent(b.name, len(agents), t.symbol, b.config))
-        self._fund(exchange, [a.trader for a in agents[cfg.n_agents :]])
-        self.accounts = [exchange.accounts.account(i) for i in range(cfg.n_agents)]
-        self.sim = Simulator(exchange, agents, seed=int(self.np_random.integers(2**62)))
+        background = resolve(t.background) if t.background is not None else default_background(ref, t.max_position)
+        if isinstance(background, FlowBackground):
+            n = cfg.n_agents  # the flow's traders take the ids after the learners' (FlowMarket)
+            self._fund(exchange, list(range(n, n + background.n_traders)))
+            self.accounts = [exchange.accounts.account(i) for i in range(n)]
+            self.sim = FlowMarket(
+                exchange, t.symbol, background, self.learners,
+                seed=int(self.np_random.integers(2**62)), step_ns=t.step_ns, reference_price=ref, max_position=t.max_position,
+            )
+        else:
+            agents: list[Agent] = list(self.learners)
+            for b in background:
+                for _ in range(b.count):
+                    agents.append(make_agent(b.name, len(agents), t.symbol, b.config))
+            self._fund(exchange, [a.trader for a in agents[cfg.n_agents :]])
+            self.accounts = [exchange.accounts.account(i) for i in range(cfg.n_agents)]
+            self.sim = Simulator(exchange, agents, seed=int(self.np_random.integers(2**62)))
         self.sim.run(until=t.warmup_ns)
         self.steps = 0
         self.agents = self.possible_agents[:]
@@ -331,7 +347,10 @@ class MultiTradingEnv(ParallelEnv):
         if stray:
             raise ValueError(f"actions for agents that are not live: {stray}; live: {self.agents}")
         ids = [self.agent_ids[a] for a in self.agents]
-        events0, commands0 = sim.events_produced, len(sim.log)
+        flow_market = type(sim) is FlowMarket
+        events0, commands0 = sim.events_produced, sim.commands if flow_market else len(sim.log)
+        if flow_market:
+            sim.flow = sim.trades = 0  # the FlowMarket counts the tape itself
 
         fallback = fallback_price(self._mark(), self.tick)
         order = self.np_random.permutation(len(ids)) if cfg.shuffle_priority else range(len(ids))
@@ -343,12 +362,16 @@ class MultiTradingEnv(ParallelEnv):
         sim.run(until=sim.now + t.step_ns)
         self.steps += 1
 
-        flow = trades = 0
-        for _, _, events in sim.log[commands0:]:  # the step's tape, from the log
-            for ev in events:
-                if type(ev) is Fill:
-                    flow += ev.aggressor * ev.qty
-                    trades += 1
+        if flow_market:
+            flow, trades, commands = sim.flow, sim.trades, sim.commands - commands0
+        else:
+            flow = trades = 0
+            for _, _, events in sim.log[commands0:]:  # the step's tape, from the log
+                for ev in events:
+                    if type(ev) is Fill:
+                        flow += ev.aggressor * ev.qty
+                        trades += 1
+            commands = len(sim.log) - commands0
         marks = exchange.marks()
         truncated = self.steps >= self.max_cycles
         half_spread = self._half_spread() if truncated and t.liquidation_cost else 0.0
@@ -372,7 +395,7 @@ class MultiTradingEnv(ParallelEnv):
         self.mid = mid
         self._picture(mid_return, flow)
         obs = self._observations(ids)
-        info = self._step_info(sim.events_produced - events0, len(sim.log) - commands0, trades)
+        info = self._step_info(sim.events_produced - events0, commands, trades)
         names = [self.possible_agents[i] for i in ids]
         observations = {a: obs[k] for k, a in enumerate(names)}
         truncations = dict.fromkeys(names, truncated)
@@ -477,20 +500,16 @@ class MultiTradingEnv(ParallelEnv):
         t = self.config.trading
         bids, asks, mid_return, flow = self._shared
         left = self._time_left()
+        tick, symbol, accounts, learners = self.tick, t.symbol, self.accounts, self.learners
+        equity, equity0 = self.equity, self.equity0
+        # the features every agent shares, once (observation_values' values up to its own ones)
+        market = observation_values(
+            bids, asks, mid=self.mid, tick=tick, config=t, mid_return=mid_return, flow=flow,
+            position=0, equity_change=0.0, open_orders=0, time_left=left,
+        )[:-N_OWN]
         rows = [
-            observation_values(
-                bids,
-                asks,
-                mid=self.mid,
-                tick=self.tick,
-                config=t,
-                mid_return=mid_return,
-                flow=flow,
-                position=self.accounts[i].position(t.symbol),
-                equity_change=self.equity[i] - self.equity0[i],
-                open_orders=len(self.learners[i].orders.orders),
-                time_left=left,
-            )
+            market
+            + own_values(t, tick, accounts[i].position(symbol), equity[i] - equity0[i], len(learners[i].orders.orders), left)
             for i in ids
         ]
         obs = np.array(rows, dtype=np.float32).reshape(len(rows), -1)

@@ -36,6 +36,7 @@ from envs.config import TradingConfig
 from exchange.book import OrderBook
 
 N_SCALARS = 8
+N_OWN = 4  # the last features are the agent's own: inventory, equity change, open orders, time left
 
 
 def observation_size(config: TradingConfig) -> int:
@@ -122,12 +123,22 @@ def observation_values(
         mid_return,
         flow / config.size_scale,
         (bq - aq) / (bq + aq) if bq + aq else 0.0,
+    )
+    values += own_values(config, tick, position, equity_change, open_orders, time_left)
+    return values
+
+
+def own_values(
+    config: TradingConfig, tick: int, position: int, equity_change: float, open_orders: int, time_left: float
+) -> list[float]:
+    """The last ``N_OWN`` features of ``observation_values`` (the agent's own), unclipped: an
+    environment with several agents computes the shared ones once and adds these per agent."""
+    return [
         position / config.max_position,
         equity_change / tick / config.reward_scale,
         open_orders / config.max_open_orders,
         time_left,
-    )
-    return values
+    ]
 
 
 def to_observation(values: list[float], low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -136,6 +147,76 @@ def to_observation(values: list[float], low: np.ndarray, high: np.ndarray) -> np
     np.minimum(obs, high, out=obs)
     np.maximum(obs, low, out=obs)
     return obs
+
+
+class BookObservation:
+    """The flat observation of a live ``OrderBook``, the environments' hot path: the same
+    ``float32`` vector as ``to_observation(observation_values(*book_levels(book, depth), ...),
+    low, high)``, in one call without the intermediate (price, qty) lists and keyword
+    arguments (``tests/test_envs.py`` proves the two equal). The config's scales are read
+    once, at construction."""
+
+    __slots__ = ("depth", "scale", "max_ticks", "max_position", "reward_scale", "max_open_orders", "low", "high", "pad")
+
+    def __init__(self, config: TradingConfig) -> None:
+        self.depth = config.depth
+        self.scale = config.size_scale
+        self.max_ticks = config.max_ticks
+        self.max_position = config.max_position
+        self.reward_scale = config.reward_scale
+        self.max_open_orders = config.max_open_orders
+        self.low, self.high = observation_bounds(config)
+        self.pad = (config.max_ticks, 0.0) * config.depth  # empty levels, as many as needed
+
+    def __call__(
+        self,
+        book: OrderBook,
+        mid: float,
+        tick: int,
+        mid_return: float,
+        flow: int,
+        position: int,
+        equity_change: float,
+        open_orders: int,
+        time_left: float,
+    ) -> np.ndarray:
+        """The clipped observation; the arguments as in ``observation_values`` (positional)."""
+        L, scale = self.depth, self.scale
+        bid_levels, ask_levels = book.bids.levels, book.asks.levels
+        bids = sorted(bid_levels, reverse=True)[:L]
+        asks = sorted(ask_levels)[:L]
+        values: list[float] = []
+        add = values.append
+        for price in bids:
+            add((mid - price) / tick)
+            add(bid_levels[price].qty / scale)
+        if len(bids) < L:
+            values += self.pad[: 2 * (L - len(bids))]
+        for price in asks:
+            add((price - mid) / tick)
+            add(ask_levels[price].qty / scale)
+        if len(asks) < L:
+            values += self.pad[: 2 * (L - len(asks))]
+        if bids and asks:
+            add((asks[0] - bids[0]) / tick)
+            bq, aq = bid_levels[bids[0]].qty, ask_levels[asks[0]].qty
+        else:
+            add(self.max_ticks)
+            bq = bid_levels[bids[0]].qty if bids else 0
+            aq = ask_levels[asks[0]].qty if asks else 0
+        values += (
+            mid_return,
+            flow / scale,
+            (bq - aq) / (bq + aq) if bq + aq else 0.0,
+            position / self.max_position,
+            equity_change / tick / self.reward_scale,
+            open_orders / self.max_open_orders,
+            time_left,
+        )
+        obs = np.fromiter(values, np.float32, len(values))  # np.array's values, a little cheaper
+        np.minimum(obs, self.high, out=obs)
+        np.maximum(obs, self.low, out=obs)
+        return obs
 
 
 #: The ``Dict`` variant: the flat vector's features under names, as slices of it.

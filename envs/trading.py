@@ -25,7 +25,7 @@ from agents.base import OrderTracker
 from envs import actions
 from envs.config import TradingConfig, default_background
 from envs.flow import FlowBackground, FlowMarket, resolve
-from envs.observation import as_dict, book_levels, dict_observation_space, observation_space, observation_values, to_observation
+from envs.observation import BookObservation, as_dict, dict_observation_space, observation_space
 from envs.render import RgbRenderer
 from exchange.accounts import mark_price
 from exchange.events import Fill
@@ -181,6 +181,8 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         flat = observation_space(cfg)
         self._low, self._high = flat.low, flat.high
         self._shape = flat.shape
+        self._book_observation = BookObservation(cfg)  # the flat observation of the book, in one call
+        self._dict_obs = cfg.obs_type == "dict"
         self.observation_space = dict_observation_space(cfg) if cfg.obs_type == "dict" else flat
         self._renderer: RgbRenderer | None = None
         self.sim: Simulator | FlowMarket | None = None
@@ -201,12 +203,12 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         return actions.indices(action, self._nvec, self.config.action_type)
 
     def _act(self, ctx: Context, action: Any) -> None:
-        cfg = self.config
+        cfg, tick = self.config, self.tick
         assert self.learner is not None
-        actions.trade(
-            ctx, cfg.symbol, LEARNER, self.learner.orders, self._indices(action),
-            tick=self.tick, max_offset=cfg.max_offset, qty_buckets=cfg.qty_buckets,
-            cancel_all=cfg.cancel_all, fallback=self._fallback_price(),
+        actions.trade(  # _indices and _fallback_price, called straight (the hot path)
+            ctx, cfg.symbol, LEARNER, self.learner.orders, actions.indices(action, self._nvec, cfg.action_type),
+            tick=tick, max_offset=cfg.max_offset, qty_buckets=cfg.qty_buckets,
+            cancel_all=cfg.cancel_all, fallback=actions.fallback_price(self.mid, tick),
         )
 
     def _fallback_price(self) -> int:
@@ -231,7 +233,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         seed = int(self.np_random.integers(2**62))
         if isinstance(background, FlowBackground):
             self.sim = FlowMarket(
-                self.exchange, cfg.symbol, background, self.learner,
+                self.exchange, cfg.symbol, background, [self.learner],
                 seed=seed, step_ns=cfg.step_ns, reference_price=ref, max_position=cfg.max_position,
             )
         else:
@@ -250,7 +252,9 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.mid = self._mark()
         self.mids = [self.mid]  # the mark after every step, for rgb_array rendering
         self.rejected0 = self.learner.rejected
-        self.learner.flow = self.learner.trades = 0
+        # the tape (flow and trade prints): the learner's public feed, or the FlowMarket's own count
+        self._tape = self.sim if type(self.sim) is FlowMarket else self.learner
+        self._tape.flow = self._tape.trades = 0
         return self._observation(0.0, 0), self._info(0, 0)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -259,18 +263,19 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             raise gymnasium.error.ResetNeeded("call reset() before step()")
         flow_market = type(sim) is FlowMarket
         events0, commands0 = sim.events_produced, sim.commands if flow_market else len(sim.log)
-        learner.flow = learner.trades = 0
+        tape = self._tape
+        tape.flow = tape.trades = 0
         self._act(self._ctx, action)
-        sim.run(until=sim.now + cfg.step_ns)
+        sim.run(sim.now + cfg.step_ns)
         self.steps += 1
         engine = self._engine
-        self._mark_price = mark_price(engine.book, engine.last_price)  # the venue's mark, for _reward
+        self._mark_price = mark = mark_price(engine.book, engine.last_price)  # the venue's mark, for _reward
         reward, terminated = self._reward()
-        mid = self._mark_price if self._mark_price is not None else float(cfg.reference)
+        mid = mark if mark is not None else float(cfg.reference)
         mid_return = (mid - self.mid) / self.tick
         self.mid = mid
         self.mids.append(mid)
-        obs = self._observation(mid_return, learner.flow)
+        obs = self._observation(mid_return, tape.flow)
         info = self._info(sim.events_produced - events0, (sim.commands if flow_market else len(sim.log)) - commands0)
         return obs, float(reward), terminated, False, info
 
@@ -331,24 +336,21 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         return (ask - bid) / self.tick / 2
 
     def _observation(self, mid_return: float, flow: int) -> np.ndarray | dict[str, np.ndarray]:
-        cfg = self.config
+        """The observation (``envs.observation``'s layout: ``BookObservation`` builds the
+        features of ``observation_values`` from the book in one call)."""
         assert self.exchange is not None and self.learner is not None
-        bids, asks = book_levels(self._engine.book, cfg.depth)
-        values = observation_values(
-            bids,
-            asks,
-            mid=self.mid,
-            tick=self.tick,
-            config=cfg,
-            mid_return=mid_return,
-            flow=flow,
-            position=self.account.position(cfg.symbol),
-            equity_change=self.equity - self.equity0,
-            open_orders=len(self.learner.orders.orders),
-            time_left=max(0.0, 1.0 - self.steps / self.horizon),
+        obs = self._book_observation(
+            self._engine.book,
+            self.mid,
+            self.tick,
+            mid_return,
+            flow,
+            self.account.position(self.config.symbol),
+            self.equity - self.equity0,
+            len(self.learner.orders.orders),
+            max(0.0, 1.0 - self.steps / self.horizon),
         )
-        obs = to_observation(values, self._low, self._high)
-        return as_dict(obs, cfg) if cfg.obs_type == "dict" else obs
+        return as_dict(obs, self.config) if self._dict_obs else obs
 
     def _info(self, messages: int, commands: int) -> dict[str, Any]:
         assert self.learner is not None
@@ -359,7 +361,7 @@ class TradingEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             "rejected": self.learner.rejected - self.rejected0,  # refused commands this episode
             "messages": messages,  # exchange events produced during the step
             "commands": commands,  # commands the venue processed during the step (every participant's)
-            "trades": self.learner.trades,  # trade prints during the step (every participant's)
+            "trades": self._tape.trades,  # trade prints during the step (every participant's)
             "time_ns": self.sim.now if self.sim is not None else 0,
         }
 

@@ -13,7 +13,11 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs import ENV_IDS, EXECUTION_STEPS, LEARNER, MAX_EPISODE_STEPS, TradingConfig, TradingEnv
+from envs.observation import BookObservation, book_levels, observation_bounds, observation_values, to_observation
+from exchange.commands import NewOrder
+from exchange.engine import MatchingEngine
 from exchange.events import Fill
+from exchange.instrument import PRESETS as PRESETS_BY_NAME
 from exchange.sim import MS
 
 PRESETS = ("nyse", "cme")
@@ -246,6 +250,47 @@ def test_dict_observation_holds_the_flat_values() -> None:
         action = flat.action_space.sample()
         a, *_ = flat.step(action)
         b, *_ = named.step(action)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_book_observation_is_the_obvious_path(preset: str, depth: int) -> None:
+    """The environments' one-call observation (``BookObservation``) is, bit for bit, the
+    obvious path ``to_observation(observation_values(*book_levels(...)), low, high)`` on
+    books of every shape: two sides, one side, none, fewer levels than the depth, levels and
+    sizes past the Box's bounds; measured from the book's mid, the last trade or the reference."""
+    rng = np.random.default_rng(depth)
+    cfg = TradingConfig(preset=preset, depth=depth, max_ticks=20.0)
+    tick = PRESETS_BY_NAME[preset]("XYZ").tick
+    fast = BookObservation(cfg)
+    low, high = observation_bounds(cfg)
+    checked = 0
+    for _ in range(150):
+        engine = MatchingEngine(PRESETS_BY_NAME[preset]("XYZ"))
+        ref = 4_000 * tick
+        for side in (1, -1):
+            for _ in range(int(rng.integers(0, 2 * depth + 2))):
+                far = rng.random() < 0.2  # some levels past max_ticks
+                ticks = int(rng.integers(1, 60 if far else 6))
+                qty = int(rng.integers(1, 900 if rng.random() < 0.2 else 20))  # some sizes past clip
+                engine.submit(NewOrder(engine.seq + 1_000_000, 1 + (side > 0), side, qty, ref - side * ticks * tick))
+        book = engine.book
+        both = book.bids.best is not None and book.asks.best is not None
+        mids = [float(ref), float(ref + 3 * tick)] + ([(book.bids.best + book.asks.best) / 2] if both else [])
+        for mid in mids:
+            scalars = (float(rng.normal(0, 30)), int(rng.integers(-900, 900)), int(rng.integers(-60, 60)),
+                       float(rng.normal(0, 5e5)), int(rng.integers(0, 25)), float(rng.random()))
+            obvious = to_observation(
+                observation_values(
+                    *book_levels(book, depth), mid=mid, tick=tick, config=cfg, mid_return=scalars[0], flow=scalars[1],
+                    position=scalars[2], equity_change=scalars[3], open_orders=scalars[4], time_left=scalars[5],
+                ),
+                low, high,
+            )
+            ours = fast(book, mid, tick, *scalars)
+            assert ours.dtype == np.float32 and ours.tobytes() == obvious.tobytes()
+            checked += 1
+    assert checked > 300
 
 
 def test_rgb_array_frames() -> None:

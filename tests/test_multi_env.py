@@ -1,6 +1,7 @@
 """The PettingZoo environment ``exchange_multi_v0``: PettingZoo's own conformance tests for
-every action scheme and preset, seeded lockstep reproducibility, liquidation drop-out,
-conservation, rewards from the accounts, episode end, and the SuperSuit + SB3 path."""
+every action scheme, preset and background (scripted agents, the lean flow), seeded lockstep
+reproducibility, liquidation drop-out, conservation, rewards from the accounts, the learners'
+accounts and orders exact against the flow's fills, episode end, and the SuperSuit + SB3 path."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from pettingzoo.utils import parallel_to_aec
 
 from bench import envs_multi as bench_multi
 from envs import MarketMakingEnv, TradingEnv
+from envs.flow import FlowMarket
 from envs.multi import TREASURY, BlackDeath, MultiTradingConfig, MultiTradingEnv, env, parallel_env, raw_env
+from exchange.accounts import Accounts
+from exchange.book import TRADER
 from exchange.events import Accepted, Fill, Liquidation
 from exchange.sim import MS
 
@@ -27,7 +31,11 @@ CONFIGS = {
     "cme": {"preset": "cme"},
     "fragile": {"collateral": 25_000},  # random agents: some are liquidated, the rest truncated
     "doomed": {"collateral": 3_000},  # random agents: all liquidated within a few steps
+    "flow": {"background": "flow"},  # the lean background of envs.flow instead of the scripted agents
+    "flow_heavy_fragile": {"background": "flow_heavy", "collateral": 25_000},
+    "flow_mm_cme": {"background": "flow", "action": "market_making", "preset": "cme"},
 }
+FLOW_CONFIGS = [name for name, kw in CONFIGS.items() if "background" in kw]
 # api_test warns that MultiDiscrete is neither Box nor Discrete: expected, it is the action
 pytestmark = pytest.mark.filterwarnings("ignore:Action space for each agent probably should be")
 
@@ -43,9 +51,13 @@ def seed_actions(e: MultiTradingEnv, seed: int) -> None:
         e.action_space(a).seed(seed + i)
 
 
-def random_rollout(e: MultiTradingEnv, seed: int, steps: int | None = None) -> list:
-    """(observations, rewards, terminations, truncations, infos) of random joint actions."""
+def random_rollout(e: MultiTradingEnv, seed: int, steps: int | None = None, log: bool = False) -> list:
+    """(observations, rewards, terminations, truncations, infos) of random joint actions;
+    with ``log``, a ``FlowMarket`` logs every command from the first step (the simulator
+    always logs)."""
     obs, infos = e.reset(seed=seed)
+    if log and type(e.sim) is FlowMarket:
+        e.sim.log = []
     seed_actions(e, seed)
     out = [(obs, {}, {}, {}, infos)]
     while e.agents and (steps is None or len(out) <= steps):
@@ -129,19 +141,20 @@ def test_observations_and_state_inside_their_boxes(name: str) -> None:
 def test_lockstep_determinism(name: str) -> None:
     """Two instances, same seed, same actions: same observations, rewards, ends and trades."""
     a, b = parallel_env(**{**SHORT, **CONFIGS[name]}), parallel_env(**{**SHORT, **CONFIGS[name]})
-    ra, rb = random_rollout(a, seed=11), random_rollout(b, seed=11)
+    ra, rb = random_rollout(a, seed=11, log=True), random_rollout(b, seed=11, log=True)
     assert same(ra, rb)
     assert fills(a) == fills(b) and len(fills(a)) > 0
     assert np.array_equal(a.state(), b.state())
     terminated = {agent for r in ra[1:] for agent, done in r[2].items() if done}
-    if name == "fragile":
+    if name in ("fragile", "flow_heavy_fragile"):
         assert 0 < len(terminated) < a.max_num_agents and len(ra) == SHORT["max_cycles"] + 1
     if name == "doomed":
         assert terminated == set(a.possible_agents) and len(ra) < SHORT["max_cycles"] + 1
 
 
-def test_seeds_differ_and_reset_reproduces() -> None:
-    e = parallel_env(**SHORT)
+@pytest.mark.parametrize("background", [None, "flow"])
+def test_seeds_differ_and_reset_reproduces(background: str | None) -> None:
+    e = parallel_env(**SHORT, background=background)
     first = random_rollout(e, seed=5, steps=20)
     assert not same(first, random_rollout(e, seed=6, steps=20))
     assert same(first, random_rollout(e, seed=5, steps=20))
@@ -151,20 +164,24 @@ def test_seeds_differ_and_reset_reproduces() -> None:
     assert e.sim.seed != seed_a
 
 
+@pytest.mark.parametrize("background", [None, "flow", "flow_heavy"])
 @pytest.mark.parametrize("action_type", ["discrete", "box"])
 @pytest.mark.parametrize("preset", ["nyse", "cme"])
 @pytest.mark.parametrize("cls", [TradingEnv, MarketMakingEnv])
-def test_one_agent_reproduces_the_single_agent_env(cls: type, preset: str, action_type: str) -> None:
+def test_one_agent_reproduces_the_single_agent_env(cls: type, preset: str, action_type: str, background: str | None) -> None:
     """The obvious path proves the multi-agent one: with one learner and no margin, the same
-    seed and actions give TradingEnv's / MarketMakingEnv's observations and rewards exactly."""
-    single = cls(horizon_steps=40, preset=preset, action_type=action_type)
+    seed and actions give TradingEnv's / MarketMakingEnv's observations and rewards exactly,
+    with either background."""
+    single = cls(horizon_steps=40, preset=preset, action_type=action_type, background=background)
     multi = parallel_env(
         n_agents=1, max_cycles=40, maintenance_bps=None, preset=preset, action_type=action_type,
-        action="trading" if cls is TradingEnv else "market_making",
+        action="trading" if cls is TradingEnv else "market_making", background=background,
     )
     o1, _ = single.reset(seed=7)
     o2, _ = multi.reset(seed=7)
     assert np.array_equal(o1, o2["trader_0"])
+    if background is not None:  # the flow logs on request: from the first step on, in both
+        single.sim.log, multi.sim.log = [], []
     single.action_space.seed(3)
     while multi.agents:
         a = single.action_space.sample()
@@ -209,7 +226,7 @@ def test_nobody_is_liquidated_without_margin() -> None:
 
 
 # ---- accounting --------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["trading", "fragile", "doomed", "market_making"])
+@pytest.mark.parametrize("name", ["trading", "fragile", "doomed", "market_making", *FLOW_CONFIGS])
 def test_positions_net_to_zero_after_every_step(name: str) -> None:
     e = parallel_env(n_agents=8, **{**SHORT, **CONFIGS[name]})
     e.reset(seed=2)
@@ -221,7 +238,77 @@ def test_positions_net_to_zero_after_every_step(name: str) -> None:
         assert sum(acct.position(symbol) for acct in accounts.by_trader.values()) == 0
         accounts.check_conservation()  # and cash plus fees is conserved, treasury included
         e.exchange.engines[symbol].check_invariants()
+        if type(e.sim) is FlowMarket:
+            e.sim.check_invariants()  # the noise traders' orders it tracks are the book's
     assert TREASURY in e.exchange.accounts.by_trader or e.config.learner_cash == e.config.other_cash
+
+
+@pytest.mark.parametrize("name", FLOW_CONFIGS)
+def test_learners_accounts_are_exact_against_their_fills_with_the_flow(name: str) -> None:
+    """With the flow background (background commands straight to the engine), replaying
+    every fill of the episode into fresh accounts gives each learner's account, and its
+    ``OrderTracker`` agrees; each learner's resting orders are exactly what the venue's risk
+    checks count and what its tracker holds, after every step (liquidations included)."""
+    e = parallel_env(n_agents=4, **{**SHORT, **CONFIGS[name]})
+    e.reset(seed=5)
+    e.sim.log = []  # learners send nothing during the warm-up: their fills are all logged from here
+    seed_actions(e, 5)
+    t = e.config.trading
+    engine = e.exchange.engines[t.symbol]
+    while e.agents:
+        e.step({a: e.action_space(a).sample() for a in e.agents})
+        for i, learner in enumerate(e.learners):
+            resting = {oid for oid, o in engine.book.orders.items() if o[TRADER] == i}
+            venue = {oid: qty for (_, oid), (_, qty) in e.exchange.open_orders.get(i, {}).items()}
+            assert venue == {oid: engine.open_qty(oid) for oid in resting}
+            assert set(learner.orders.orders) == resting
+    replay = Accounts(starting_cash=e.config.learner_cash)
+    replay.apply(t.symbol, [ev for _, _, evs in e.sim.log for ev in evs if type(ev) is Fill])
+    traded = 0
+    for i, learner in enumerate(e.learners):
+        ours, theirs = e.accounts[i], replay.account(i)
+        assert (ours.cash, ours.fees, ours.volume, ours.fills) == (theirs.cash, theirs.fees, theirs.volume, theirs.fills)
+        assert ours.position(t.symbol) == theirs.position(t.symbol) == learner.orders.position
+        traded += ours.fills > 0
+    assert traded == len(e.learners), "a learner never traded: a weak test"
+
+
+def test_flow_background_takes_the_ids_after_the_learners_and_is_funded() -> None:
+    e = parallel_env(n_agents=3, background="flow", background_cash=2_000_000, max_cycles=5)
+    e.reset(seed=0)
+    market = e.sim
+    assert type(market) is FlowMarket and market.noise_traders == [3, 4] and market.maker == 5
+    accounts = e.exchange.accounts
+    assert all(accounts.account(b).cash == 2_000_000 for b in market.background_traders)
+    extra = 2_000_000 - e.config.learner_cash  # every account opens with the learners' collateral
+    assert accounts.account(TREASURY).cash == e.config.learner_cash - 3 * extra
+    accounts.check_conservation()
+    with pytest.raises(KeyError, match="not a learner"):
+        market.context(3)
+
+
+def test_flow_liquidates_a_learner_that_sends_nothing() -> None:
+    """The flow's orders bypass the venue, so the venue checks margins after every
+    background step: a learner short 10 lots on thin collateral, sending nothing more, is
+    liquidated when the market rises against it, in an entry of the log that is no command."""
+    e = parallel_env(n_agents=1, background="flow", collateral=10_060, max_cycles=300)
+    e.reset(seed=1)
+    e.sim.log = []
+    commands = e.sim.commands
+    sell = order(e, -1, offset=1, size=2)  # 10 lots through the bid
+    _, _, terms, _, infos = e.step({"trader_0": sell})
+    assert not terms["trader_0"] and infos["trader_0"]["position"] == -10 and infos["trader_0"]["open_orders"] == 0
+    steps = 1
+    while e.agents:
+        _, _, terms, _, infos = e.step({})
+        steps += 1
+    assert terms["trader_0"] and steps < 300 and infos["trader_0"]["liquidated"] and infos["trader_0"]["position"] == 0
+    [entry] = [evs for _, _, evs in e.sim.log if any(type(ev) is Liquidation for ev in evs)]
+    assert type(entry[0]) is Liquidation and entry[0].trader == 0  # the venue's own check, not a command's events
+    assert e.sim.commands - commands == len(e.sim.log) - 1  # every other entry is one command
+    assert e.learners[0].liquidated and 0 in e.exchange.barred
+    e.exchange.accounts.check_conservation()
+    e.sim.check_invariants()
 
 
 def test_rewards_are_equity_changes_from_the_accounts() -> None:
@@ -376,6 +463,9 @@ def test_bench_measure_multi_and_json_line(capsys) -> None:
     for key in ("steps_per_s", "agent_steps_per_s", "msgs_per_step", "events_per_step"):
         assert r[key] > 0
     assert r["trades_per_step"] >= 0
+    flow = bench_multi.measure_multi(n_agents=3, steps=25, seed=1, max_cycles=10, background="flow")
+    assert flow["workload"] == "multi-flow-random-3" and flow["episodes"] == 3 and flow["msgs_per_step"] > 0
     assert bench_multi.main(["--agents", "2", "--steps", "20", "--repeats", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["workload"] == "multi-random-2" and result["steps_per_s"] > 0 and "machine" in result
+    assert result["flow"]["workload"] == "multi-flow-random-2" and result["flow_steps_per_s"] == result["flow"]["steps_per_s"] > 0
