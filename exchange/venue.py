@@ -116,6 +116,7 @@ class Exchange:
         self._side_events: list[tuple[str, list]] = []
         self._next_venue_id = count(-1, -1).__next__
         self._liquidating = False
+        self._margin_clean: dict[str, dict[str, float | None]] = {}  # symbol -> marks of its last check, while no fill since
         # trader -> {(symbol, order id): (side, open qty)}: what rests or waits, from events
         self.open_orders: dict[int, dict[tuple[str, int], tuple[int, int]]] = {}
         # (trader, symbol, side) -> total open qty of those orders, kept with ``open_orders``
@@ -180,8 +181,15 @@ class Exchange:
         below maintenance at the marks from before any of these liquidations.
 
         ``Account.equity`` and ``maintenance`` in one pass over the trader's positions, with
-        their very arithmetic (same floats, same order)."""
+        their very arithmetic (same floats, same order). Equity moves only with fills (cash,
+        positions) and marks: while no fill happened anywhere since ``symbol``'s last check
+        liquidated nobody, and the marks are the same, its answer is the same and is skipped.
+        """
         marks = self.marks()
+        if any(type(ev) is Fill for ev in events):
+            self._margin_clean.clear()
+        elif self._margin_clean.get(symbol) == marks:
+            return
         by_trader = self.accounts.by_trader
         candidates = set()
         for t, a in by_trader.items():
@@ -193,6 +201,7 @@ class Exchange:
                 candidates.add(ev.taker_trader)
         bps = self.margin.maintenance_bps  # type: ignore[union-attr]
         account = self.accounts.account
+        liquidated = False
         for trader in sorted(candidates - self.barred):
             acct = account(trader)
             equity, value, held = float(acct.cash), 0.0, False
@@ -209,6 +218,11 @@ class Exchange:
             required = value * bps / 10_000
             if equity < required:
                 self._liquidate(symbol, trader, equity, required, events)
+                liquidated = True
+        if liquidated:
+            self._margin_clean.clear()
+        else:
+            self._margin_clean[symbol] = marks
 
     def _liquidate(self, symbol: str, trader: int, equity: float, required: float, events: list) -> None:
         """Cancel the trader's orders and flatten its positions (see the module docstring)."""

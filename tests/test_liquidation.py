@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from exchange import Cancelled, Fill, Liquidation, NewOrder, nyse
+import random
+
+import pytest
+
+from exchange import Cancel, Cancelled, Fill, Liquidation, NewOrder, nyse
 from exchange.venue import Exchange, MarginPolicy
 
 
@@ -46,3 +50,40 @@ def test_healthy_traders_are_left_alone() -> None:
     venue.submit("XYZ", NewOrder(2, 1, 1, 50, 100))
     events = venue.submit("XYZ", NewOrder(3, 3, -1, 1, 60))
     assert not any(type(e) is Liquidation for e in events) and not venue.barred
+
+
+class _AlwaysChecks(Exchange):
+    """The venue with every margin check run in full (no skip when nothing moved)."""
+
+    def _check_margin(self, symbol: str, events: list) -> None:
+        self._margin_clean.clear()
+        super()._check_margin(symbol, events)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_skipping_unchanged_margin_checks_changes_no_outcome(seed: int) -> None:
+    """A check is skipped only when no fill and no mark moved since a clean one: random
+    leveraged two-symbol flow liquidates exactly the same traders with the same events."""
+    rng = random.Random(seed)
+    make = lambda cls: cls({"XYZ": nyse(), "ABC": nyse()}, starting_cash=2_000,  # noqa: E731
+                           trader_cash={9: 10**9}, margin=MarginPolicy(maintenance_bps=2_000))
+    fast, full = make(Exchange), make(_AlwaysChecks)
+    liquidations = 0
+    for oid in range(1, 1_500):
+        symbol = rng.choice(("XYZ", "ABC"))
+        trader = 9 if rng.random() < 0.3 else rng.randint(1, 6)  # 9: a deep-pocketed liquidity provider
+        side, qty = rng.choice((1, -1)), rng.randint(1, 30)
+        if rng.random() < 0.2:
+            command: object = Cancel(rng.randint(max(1, oid - 40), oid), trader)
+        else:
+            command = NewOrder(oid, trader, side, qty, 100 + rng.randint(-6, 6) * side * -1 + rng.randint(-3, 3))
+        a, b = fast.submit(symbol, command), full.submit(symbol, command)
+        assert a == b and fast.take_side_events() == full.take_side_events()
+        liquidations += sum(type(e) is Liquidation for e in a)
+    assert fast.barred == full.barred and fast.accounts.by_trader.keys() == full.accounts.by_trader.keys()
+    for t, acct in fast.accounts.by_trader.items():
+        assert (acct.cash, acct.fees, {s: p.qty for s, p in acct.positions.items()}) == (
+            full.accounts.by_trader[t].cash, full.accounts.by_trader[t].fees,
+            {s: p.qty for s, p in full.accounts.by_trader[t].positions.items()})
+    if seed == 0:
+        assert liquidations > 0  # the flow does liquidate: the skip was exercised around them
