@@ -14,8 +14,9 @@ keeps for its learner, built only from what a client receives:
 ``reset()`` starts an episode (the first observation), ``act(action)`` turns an action into
 wire requests exactly as the env turns it into commands, and ``observe()`` closes a step:
 the mark, the mid return, equity change, time left, then ``envs.observation.
-observation_values`` + ``to_observation``, the same two functions the env calls. Fed the
-same market, the driver's observations are the env's bit for bit
+observation_values`` + ``to_observation``, the reference the env's one-call
+``BookObservation`` is tested equal to, byte for byte (the live book is an L2 view, not an
+``OrderBook``). Fed the same market, the driver's observations are the env's bit for bit
 (``tests/test_live_policy_equivalence.py`` checks it on a recorded session).
 
 Supported: ``exchange/Trading-v0`` and ``exchange/MarketMaking-v0`` policies (flat or dict
