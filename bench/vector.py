@@ -4,6 +4,7 @@
     python -m bench.vector --quick         # smoke run: short streams, small batches
     python -m bench.vector --json          # last stdout line: one JSON object
     python -m bench.vector --compile       # the torch.compile'd step (book and env); compile time reported
+    python -m bench.vector --dtype int64,int32   # book state dtypes (BookParams.dtype), each timed in every repeat
 
 Workload ("small-book stream"): ``bench.stream.generate_stream`` with ``target_live=16``
 (about 8 live orders per side instead of 2,000) and ``passive_ticks=3``, ``--steps``
@@ -21,7 +22,9 @@ device and read once at the end (the only host sync). Command tensors are built 
 timing (an env builds its own from actions). Both must trade the same volume: the vector
 total equals the sum of the scalar volumes of the streams its books play (checked on every
 run). Figures are medians over the repeats; a ratio is vector msgs/s over scalar msgs/s,
-both counting one message per command.
+both counting one message per command. With several ``--dtype`` values every repeat times
+each of them back to back (the rows of ``batches`` carry their ``dtype``; the headline
+``ratio_b4096_msgs`` is the first dtype's), so they compare under the same machine load.
 
 Then (unless ``--no-env``) ``bench.vector_env`` measures the vectorised ``Trading-v0`` at the
 same batch sizes against the scalar env in the same process; its figures go under ``env``
@@ -47,7 +50,7 @@ from bench.engine import machine_info, pro_rata_spec
 from bench.vector_env import tune_malloc
 from bench.stream import DEFAULT_SEED, generate_stream
 from exchange import Fill, MatchingEngine, Rejected, nyse
-from vector.book import BookParams, Commands, Status, init, step_fn
+from vector.book import DTYPES, BookParams, Commands, Status, init, step_fn
 
 BATCHES = (1, 64, 1024, 4096)
 GPU_BATCHES = (*BATCHES, 16384)
@@ -79,10 +82,11 @@ def run_scalar(streams: list[list], spec) -> tuple[float, list[int], int]:
     return time.perf_counter() - t0, volumes, rejected
 
 
-def batch_commands(streams: list[list], batch: int, device: str) -> list[Commands]:
-    """Per-step ``Commands`` for ``batch`` books, book ``b`` playing stream ``b % len(streams)``."""
+def batch_commands(streams: list[list], batch: int, device: str, dtype: str = "int64") -> list[Commands]:
+    """Per-step ``Commands`` for ``batch`` books, book ``b`` playing stream ``b % len(streams)``,
+    in ``dtype`` (the book's ``BookParams.dtype``)."""
     k, steps = len(streams), len(streams[0])
-    base = Commands.from_records([streams[j][t] for t in range(steps) for j in range(k)])
+    base = Commands.from_records([streams[j][t] for t in range(steps) for j in range(k)], dtype=dtype)
     idx = torch.arange(batch) % k
     cols = Commands(*(f.view(steps, k)[:, idx].contiguous().to(device) for f in vars(base).values()))
     return [cols[t] for t in range(steps)]
@@ -119,6 +123,7 @@ def benchmark(
     seed: int = DEFAULT_SEED,
     console: Console | None = None,
     compile: bool = False,
+    dtypes: tuple[str, ...] = ("int64",),
 ) -> dict:
     if threads is not None:
         torch.set_num_threads(threads)
@@ -126,51 +131,55 @@ def benchmark(
         batches = GPU_BATCHES if device.startswith("cuda") else BATCHES
     say = console.print if console is not None else (lambda *a, **k: None)
     spec = specs(rule)
-    params = BookParams.from_spec(spec, capacity)
+    params = {d: BookParams.from_spec(spec, capacity, dtype=d) for d in dtypes}
     t0 = time.perf_counter()
     streams = make_streams(n_streams, steps, seed)
     say(f"generated {n_streams} streams x {steps} msgs in {time.perf_counter() - t0:.1f} s (not timed)")
-    per_batch = {b: batch_commands(streams, b, device) for b in batches}
+    per_batch = {(b, d): batch_commands(streams, b, device, d) for b in batches for d in dtypes}
     fn = step_fn(compile)
-    compile_s: dict[int, float] = {}
-    if compile:  # the first call at each batch size compiles: untimed, its seconds reported
+    compile_s: dict[tuple[int, str], float] = {}
+    if compile:  # the first call at each batch size and dtype compiles: untimed, its seconds reported
         for b in batches:
-            t0 = time.perf_counter()
-            run_vector(params, per_batch[b][:1], b, device, fn)
-            compile_s[b] = round(time.perf_counter() - t0, 1)
-            say(f"compiled the step for B={b} in {compile_s[b]} s (not timed)")
+            for d in dtypes:
+                t0 = time.perf_counter()
+                run_vector(params[d], per_batch[b, d][:1], b, device, fn)
+                compile_s[b, d] = round(time.perf_counter() - t0, 1)
+                say(f"compiled the step for B={b} {d} in {compile_s[b, d]} s (not timed)")
     scalar_runs: list[float] = []
-    vector_runs: dict[int, list[float]] = {b: [] for b in batches}
+    vector_runs: dict[tuple[int, str], list[float]] = {(b, d): [] for b in batches for d in dtypes}
     volumes: list[int] = []
     for r in range(repeats):
         dt, volumes, scalar_rejected = run_scalar(streams, spec)
         scalar_runs.append(n_streams * steps / dt)
         for b in batches:
-            dt, total, refused = run_vector(params, per_batch[b], b, device, fn)
-            expected = sum(volumes[j % n_streams] for j in range(b))
-            if total != expected:
-                raise AssertionError(f"B={b}: vector traded {total} lots, the scalar engine {expected}")
-            if refused:
-                raise AssertionError(f"B={b}: {refused} capacity refusals; raise --capacity")
-            vector_runs[b].append(b * steps / dt)
-            say(f"repeat {r + 1}/{repeats}  B={b:>6,}  {b * steps / dt:>12,.0f} msgs/s")
+            for d in dtypes:
+                dt, total, refused = run_vector(params[d], per_batch[b, d], b, device, fn)
+                expected = sum(volumes[j % n_streams] for j in range(b))
+                if total != expected:
+                    raise AssertionError(f"B={b} {d}: vector traded {total} lots, the scalar engine {expected}")
+                if refused:
+                    raise AssertionError(f"B={b} {d}: {refused} capacity refusals; raise --capacity")
+                vector_runs[b, d].append(b * steps / dt)
+                say(f"repeat {r + 1}/{repeats}  B={b:>6,} {d}  {b * steps / dt:>12,.0f} msgs/s")
     scalar = statistics.median(scalar_runs)
     rows = []
     for b in batches:
-        rates = vector_runs[b]
-        med = statistics.median(rates)
-        rows.append(
-            {
-                "batch": b,
-                "msgs_per_s": round(med),
-                "min_msgs_per_s": round(min(rates)),
-                "max_msgs_per_s": round(max(rates)),
-                "step_us": round(b / med * 1e6, 1),
-                "ratio_vs_scalar": round(med / scalar, 3),
-                "compile_s": compile_s.get(b),
-            }
-        )
-    by_b = {row["batch"]: row for row in rows}
+        for d in dtypes:
+            rates = vector_runs[b, d]
+            med = statistics.median(rates)
+            rows.append(
+                {
+                    "batch": b,
+                    "dtype": d,
+                    "msgs_per_s": round(med),
+                    "min_msgs_per_s": round(min(rates)),
+                    "max_msgs_per_s": round(max(rates)),
+                    "step_us": round(b / med * 1e6, 1),
+                    "ratio_vs_scalar": round(med / scalar, 3),
+                    "compile_s": compile_s.get((b, d)),
+                }
+            )
+    by_b = {row["batch"]: row for row in rows if row["dtype"] == dtypes[0]}
     return {
         "workload": "small-book stream (bench.stream, target_live=16, passive_ticks=3)",
         "rule": rule,
@@ -181,6 +190,7 @@ def benchmark(
         "seed": seed,
         "device": device,
         "compile": compile,
+        "dtypes": list(dtypes),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "scalar_msgs_per_s": round(scalar),
@@ -211,13 +221,14 @@ def render(result: dict, console: Console) -> None:
         f"(min {result['scalar_min_msgs_per_s']:,}, max {result['scalar_max_msgs_per_s']:,})"
     )
     table = Table(title=f"aggregate msgs/s, median of {result['repeats']} (same volume as the engine on every run)")
-    for col in ("B", "msgs/s", "min", "max", "µs/step", "vs scalar"):
+    for col in ("B", "dtype", "msgs/s", "min", "max", "µs/step", "vs scalar"):
         table.add_column(col, justify="right", no_wrap=True)
     for row in result["batches"]:
         r = row["ratio_vs_scalar"]
         style = "green" if r >= 10 else "yellow" if r >= 1 else "red"
         table.add_row(
             f"{row['batch']:,}",
+            row.get("dtype", "int64"),
             f"{row['msgs_per_s']:,}",
             f"{row['min_msgs_per_s']:,}",
             f"{row['max_msgs_per_s']:,}",
@@ -226,7 +237,9 @@ def render(result: dict, console: Console) -> None:
         )
     console.print(table)
     if result["ratio_b4096_msgs"] is not None:
-        console.print(f"target at B=4096: >= 10x the scalar engine; measured {result['ratio_b4096_msgs']:.2f}x")
+        console.print(
+            f"target at B=4096: >= 10x the scalar engine; measured {result['ratio_b4096_msgs']:.2f}x ({result['dtypes'][0]})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,7 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="end the output with one JSON line")
     p.add_argument("--no-env", action="store_true", help="book figures only (skip bench.vector_env)")
     p.add_argument("--compile", action="store_true", help="time vector.book.compiled_step() (torch.compile) instead of the eager step")
+    p.add_argument(
+        "--dtype", default="int64",
+        help="comma-separated book state dtypes, BookParams.dtype: int64 (default), int32 (half the memory traffic, "
+        "prices below 2**30, ids below 2**31); each is timed in every repeat",
+    )
     args = p.parse_args(argv)
+    dtypes = tuple(d.strip() for d in args.dtype.split(","))
+    for d in dtypes:
+        if d not in DTYPES:
+            p.error(f"--dtype: {d!r} is not one of {sorted(DTYPES)}")
     torch.set_num_threads(args.threads)
     tune_malloc()
     batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else None
@@ -253,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     result = benchmark(
         steps, n_streams, args.capacity, repeats, batches, args.rule, args.device, args.threads, console=console,
-        compile=args.compile,
+        compile=args.compile, dtypes=dtypes,
     )
     render(result, console)
     if not args.no_env:  # the vectorised env on the same batch sizes, with its own scalar-env baseline

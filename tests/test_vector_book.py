@@ -8,7 +8,9 @@ must show the engine's outcome (status or reject reason, fills as maker, price, 
 order, lots rested and cancelled), its TOP order and last price, and the engine's
 ``state_hash()``. Then scenario tests: the multi-level sweep that must not stop after one
 level, a remainder that must not rest crossing the book, the published CME allocation,
-capacity and overflow, one batch of books in very different states, misuse.
+capacity and overflow, one batch of books in very different states, misuse. The
+differential tests run for both state dtypes (``BookParams.dtype`` int64 and int32), and
+the int32 book's limits have their own rules.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from vector import (
     ASK,
     BID,
     NEW,
+    StepOut,
     BookParams,
     Commands,
     Status,
@@ -56,6 +59,7 @@ from vector import (
     state_hashes,
     step,
 )
+from vector.book import EMPTY_ASK_32, MAX_PRICE_32
 
 LIMIT, MARKET, PROTECT, MKT_LIMIT = OrderType.LIMIT, OrderType.MARKET, OrderType.MARKET_PROTECT, OrderType.MARKET_LIMIT
 GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
@@ -230,20 +234,23 @@ def generate(streams: list[BookStream], steps: int) -> tuple[list[list], list[li
 
 
 def run_differential(
-    spec: InstrumentSpec, capacity: int, streams: list[BookStream], steps: int, device: str = "cpu", step=step
+    spec: InstrumentSpec, capacity: int, streams: list[BookStream], steps: int, device: str = "cpu", step=step,
+    dtype: str = "int64",
 ) -> int:
     """Play the streams on the engine and on one batched vector book; compare every step
-    (``step``: the transition under test, the eager ``vector.step`` or a compiled one)."""
+    (``step``: the transition under test, the eager ``vector.step`` or a compiled one;
+    ``dtype``: the book's ``BookParams.dtype``, its commands built in it too)."""
     cmds, expects = generate(streams, steps)
-    params = BookParams.from_spec(spec, capacity)
+    params = BookParams.from_spec(spec, capacity, dtype=dtype)
     B = len(streams)
-    batch = Commands.from_records([c for row in cmds for c in row], device)
+    batch = Commands.from_records([c for row in cmds for c in row], device, dtype=dtype)
     batch = Commands(*(t.view(steps, B) for t in vars(batch).values()))
     state = init(params, B, device)
     compared = 0
     for t in range(steps):
         state, out = step(state, params, batch[t])
-        check_invariants(state, params)
+        check_invariants(state, params)  # (also: every state tensor in the params' dtype)
+        assert_out_dtype(out, params)
         hashes = state_hashes(state)
         status, filled, rested, cancelled, last = (
             x.tolist() for x in (out.status, out.filled, out.rested, out.cancelled, state.last_price)
@@ -266,11 +273,19 @@ def run_differential(
     return compared
 
 
+def assert_out_dtype(out: StepOut, params: BookParams) -> None:
+    """Every integer output of a step is in the book's dtype."""
+    for name, t in vars(out).items():
+        assert t.dtype == params.state_dtype, f"StepOut.{name} is {t.dtype}, the book {params.dtype}"
+
+
 # ---- differential tests ------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["int64", "int32"])
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("rule", sorted(SPECS))
-def test_vector_equals_engine(rule: str, seed: int) -> None:
-    """Eight books per batch, each its own profile: shallow, deep, at capacity, aggressive."""
+def test_vector_equals_engine(rule: str, seed: int, dtype: str) -> None:
+    """Eight books per batch, each its own profile: shallow, deep, at capacity, aggressive;
+    the same streams for an int64 and an int32 book."""
     spec = SPECS[rule]()
     rnd = random.Random(seed)
     capacity = rnd.choice((6, 8, 12))
@@ -279,7 +294,7 @@ def test_vector_equals_engine(rule: str, seed: int) -> None:
                    aggression=rnd.choice((0.1, 0.25, 0.45)))
         for b in range(8)
     ]
-    assert run_differential(spec, capacity, streams, steps=120) == 8 * 120
+    assert run_differential(spec, capacity, streams, steps=120, dtype=dtype) == 8 * 120
 
 
 def test_capacity_streams_hit_capacity() -> None:
@@ -307,14 +322,15 @@ def ask_ladder(spec: InstrumentSpec) -> list:
     return [NewOrder(order_id=i, trader=i, side=-1, qty=n, price=(100 + i) * t) for i in (1, 2, 3)]
 
 
-def play_both(spec: InstrumentSpec, commands: list, capacity: int = 8) -> tuple:
+def play_both(spec: InstrumentSpec, commands: list, capacity: int = 8, dtype: str = "int64") -> tuple:
     """Play commands on the engine and on a one-book vector batch; return both last outcomes."""
     eng = MatchingEngine(spec)
-    params = BookParams.from_spec(spec, capacity)
+    params = BookParams.from_spec(spec, capacity, dtype=dtype)
     state = init(params, 1)
     for c in commands:
         events = eng.submit(c)
-        state, out = step(state, params, Commands.from_records([c]))
+        state, out = step(state, params, Commands.from_records([c], dtype=dtype))
+        assert Status(out.status.item()) == Status(outcome(c, events)[0]), c
         check_invariants(state, params)
         assert state_hash(state, 0) == eng.state_hash()
     return eng, events, state, out
@@ -466,6 +482,85 @@ def test_specs_the_vector_book_does_not_model() -> None:
         Commands.from_records([NewOrder(1, 1, 1, 10, 100, display_qty=2)])
 
 
+# ---- the int32 book's limits -------------------------------------------------------------------
+def test_dtype_is_a_book_param_int64_by_default() -> None:
+    """int64 unless asked; a torch dtype is stored as its name, so params stay equal and hashable."""
+    spec = nyse()
+    assert BookParams.from_spec(spec, 4).dtype == "int64" and init(BookParams.from_spec(spec, 4), 1).qty.dtype == torch.int64
+    p32 = BookParams.from_spec(spec, 4, dtype=torch.int32)
+    assert p32 == BookParams.from_spec(spec, 4, dtype="int32") and hash(p32) == hash(dataclasses.replace(p32))
+    state = init(p32, 2)
+    assert all(getattr(state, f).dtype == torch.int32 for f in ("price", "qty", "order_id", "owner", "last_price"))
+    assert state.price[:, ASK].eq(EMPTY_ASK_32).all() and p32.max_price == MAX_PRICE_32
+    with pytest.raises(ValueError, match="dtype"):
+        BookParams.from_spec(spec, 4, dtype="int16")
+
+
+def test_int32_params_refuse_what_would_overflow() -> None:
+    """Row quantity sums must stay below 2**31 and a protected limit above the empty ask."""
+    with pytest.raises(ValueError, match="capacity x max_qty"):
+        BookParams(capacity=64, max_qty=1 << 25, dtype="int32")
+    BookParams(capacity=64, max_qty=1 << 25)  # fine in int64
+    with pytest.raises(ValueError, match="protection_ticks x tick"):
+        BookParams(capacity=8, tick=1 << 20, protection_ticks=1 << 10, dtype="int32")
+
+
+def test_int32_commands_refuse_numbers_they_cannot_hold() -> None:
+    """Building int32 commands with an id or price beyond int32 is an error, never a wrap."""
+    with pytest.raises(ValueError, match="order_id"):
+        Commands.from_records([NewOrder(1 << 31, 1, 1, 5, 100)], dtype="int32")
+    with pytest.raises(ValueError, match="price"):
+        Commands.from_records([NewOrder(1, 1, 1, 5, 1 << 40)], dtype="int32")
+    with pytest.raises(ValueError, match="trader"):
+        Commands.cancel(torch.tensor([1]), trader=1 << 32, dtype="int32")
+    assert Commands.new(torch.tensor([(1 << 31) - 1]), trader=1, side=1, qty=5, price=100, dtype="int32").order_id.dtype == torch.int32
+
+
+def test_int64_commands_into_an_int32_book() -> None:
+    """An int32 book narrows int64 commands itself: ids it cannot hold are INVALID, an
+    oversized quantity or price gets the engine's refusal, and nothing changes; what fits
+    plays as in an int64 book."""
+    spec = nyse()
+    p32, p64 = BookParams.from_spec(spec, 4, dtype="int32"), BookParams.from_spec(spec, 4)
+    state = step(init(p32, 1), p32, Commands.from_records([NewOrder(1, 1, -1, 5, 100)], dtype="int32"))[0]
+    cases = [
+        (NewOrder(1 << 31, 2, 1, 5, 100), Status.INVALID),
+        (NewOrder(2, 1 << 40, 1, 5, 100), Status.INVALID),
+        (Cancel(1 << 33, 1), Status.INVALID),
+        (NewOrder(2, 2, 1, 1 << 40, 100), Status.QUANTITY_TOO_LARGE),
+        (NewOrder(2, 2, 1, 5, MAX_PRICE_32 + 1), Status.INVALID),  # above the int32 book's MAX_PRICE_32
+        (NewOrder(2, 2, 1, 5, -(1 << 40)), Status.BAD_PRICE),
+    ]
+    for cmd, expected in cases:
+        new_state, out = step(state, p32, Commands.from_records([cmd]))  # int64 commands
+        assert Status(out.status.item()) == expected, cmd
+        assert state_hashes(new_state) == state_hashes(state) and new_state.qty.dtype == torch.int32
+    buy = Commands.from_records([NewOrder(2, 2, 1, 3, 100)])
+    s32, out32 = step(state, p32, buy)
+    s64, out64 = step(init(p64, 1), p64, Commands.from_records([NewOrder(1, 1, -1, 5, 100)]))
+    s64, out64 = step(s64, p64, buy)
+    assert state_hashes(s32) == state_hashes(s64) and out32.fills(0) == out64.fills(0) == [(1, 1, 100, 3)]
+    assert_out_dtype(out32, p32)
+
+
+def test_int32_book_at_its_price_limits() -> None:
+    """Orders at MAX_PRICE_32 rest and trade; market orders sweep to it; an empty ask side
+    never trades (its slots sit at EMPTY_ASK_32, above any limit)."""
+    spec = InstrumentSpec("X", tick=1, max_qty=1000)
+    params = BookParams.from_spec(spec, 4, dtype="int32")
+    top = MAX_PRICE_32
+    cmds = [
+        NewOrder(1, 1, -1, 5, top),
+        NewOrder(2, 2, 1, 2, top),  # trades at the highest price
+        NewOrder(3, 2, 1, 10, None, type=MARKET, tif=IOC),  # takes the rest, then the side is empty
+        NewOrder(4, 2, 1, 1, None, type=MARKET, tif=IOC),  # no liquidity
+        NewOrder(5, 3, 1, 7, top),  # rests as the best bid at the top price
+    ]
+    eng, events, state, out = play_both(spec, cmds, capacity=4, dtype="int32")
+    assert state.price[0, BID, 0].item() == top and state.price[0, ASK, 0].item() == EMPTY_ASK_32
+    assert state.last_price.item() == top
+
+
 # ---- views -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("depth", [1, 3, 10])
 def test_levels_view_equals_engine_l2(depth: int) -> None:
@@ -503,13 +598,17 @@ def compiled():
     return compiled_step()
 
 
-@pytest.mark.parametrize("rule", ["fifo", "pro_rata", "pro_rata_min"])
-def test_compiled_step_equals_engine(compiled, rule: str) -> None:
+@pytest.mark.parametrize(
+    "rule, dtype",
+    [("fifo", "int64"), ("pro_rata", "int64"), ("pro_rata_min", "int64"), ("fifo", "int32"), ("pro_rata", "int32")],
+)
+def test_compiled_step_equals_engine(compiled, rule: str, dtype: str) -> None:
     """The inductor-compiled step on the same random streams: the engine's fills, statuses,
-    TOP, last price and ``state_hash`` after every step, as the eager step."""
+    TOP, last price and ``state_hash`` after every step, as the eager step (int32 books for
+    the FIFO and CME A rules: one compile each)."""
     spec = SPECS[rule]()
     streams = [BookStream(4000 + b, spec, 8, depth=(2, 4, 8, 12)[b % 4], aggression=(0.1, 0.3)[b % 2]) for b in range(8)]
-    assert run_differential(spec, 8, streams, 150, step=compiled) == 8 * 150
+    assert run_differential(spec, 8, streams, 150, step=compiled, dtype=dtype) == 8 * 150
 
 
 def test_compiled_step_reads_each_params_own_rules(compiled) -> None:

@@ -45,9 +45,24 @@ icebergs, minimum quantity, modify, mass cancel, session end, self-match prevent
 vector command has no SMP id; the engine checks none without one), price bands, the
 ``split`` rule.
 
+Dtypes. ``BookParams.dtype`` picks the integer dtype of the state, of the commands a step
+reads and of its outputs: ``"int64"`` (the default, ``DTYPE``) keeps the engine's ranges
+(prices up to ``MAX_PRICE`` = 2**62 - 2, ids up to 2**63 - 1, ``capacity x max_qty`` below
+2**62); ``"int32"`` halves the memory a step moves (the step is bound by memory traffic),
+for books whose numbers fit: prices up to ``MAX_PRICE_32`` = 2**30 - 2 (the empty ask slot
+is ``EMPTY_ASK_32`` = 2**30, ``BookParams.empty_ask``), order ids and traders
+``0 .. 2**31 - 1``, ``capacity x max_qty`` below 2**31 (the row's quantity sums) and
+``protection_ticks x tick`` below 2**30. ``BookParams`` checks its own limits when built,
+``Commands.from_records`` / ``new`` / ``cancel`` with ``dtype="int32"`` raise ValueError for
+a value outside int32, and ``step`` narrows commands of a wider dtype itself: an order id
+or trader outside int32 is refused as ``INVALID``, other fields are clamped (so an
+oversized quantity or price is refused as the engine refuses it). Pro-rata shares are
+computed in int64 whatever the dtype.
+
 Cost: every step is a fixed sequence of tensor operations, mostly on ``[B, capacity]``
-rows (the work row and the other row of each book, see ``step``), whatever the commands:
-O(B x capacity) work and no data-dependent control flow. ``compiled_step()`` is the same
+rows (the work row of each book, see ``step``) plus one gather and one where per state
+field over ``[B, 2, capacity]``, whatever the commands: O(B x capacity) work and no
+data-dependent control flow. ``compiled_step()`` is the same
 function through ``torch.compile`` (a few fused kernels; ``step`` stays the reference).
 """
 
@@ -66,10 +81,13 @@ from exchange.instrument import InstrumentSpec
 from exchange.rules import Fifo, ProRata
 
 BID, ASK = 0, 1
-DTYPE = torch.int64  # every integer tensor of state, commands and outputs
+DTYPE = torch.int64  # the default integer dtype of state, commands and outputs (BookParams.dtype)
 STATE_DTYPE = DTYPE  # (alias) the state tensors
-EMPTY_ASK = 1 << 62  # price of an empty ask slot; an empty bid slot has price 0
-MAX_PRICE = EMPTY_ASK - 2  # highest price a vector book accepts
+EMPTY_ASK = 1 << 62  # price of an empty ask slot (int64); an empty bid slot has price 0
+MAX_PRICE = EMPTY_ASK - 2  # highest price a vector book accepts (int64)
+EMPTY_ASK_32 = 1 << 30  # the same with BookParams.dtype "int32" (room above it for limit arithmetic)
+MAX_PRICE_32 = EMPTY_ASK_32 - 2
+DTYPES: dict[str, torch.dtype] = {"int64": torch.int64, "int32": torch.int32}  # BookParams.dtype choices
 
 NONE, NEW, CANCEL = 0, 1, 2  # Commands.kind
 _LIMIT, _MARKET, _PROTECT, _MKT_LIMIT = (int(t) for t in (OrderType.LIMIT, OrderType.MARKET, OrderType.MARKET_PROTECT, OrderType.MARKET_LIMIT))
@@ -138,7 +156,9 @@ class BookParams:
     ``lot``, ``max_qty``, ``protection_ticks``, ``market_as_protected`` as
     ``InstrumentSpec``. ``order_types`` and ``tifs``: the codes accepted (a subset of
     LIMIT, MARKET, MARKET_PROTECT, MARKET_LIMIT and GTC, IOC, FOK); ``post_only``: whether
-    post-only is accepted.
+    post-only is accepted. ``dtype``: ``"int64"`` (default) or ``"int32"`` (a ``torch.dtype``
+    is accepted and stored as its name), the integer dtype of state, commands and outputs;
+    int32 moves half the memory but limits the numbers (module docstring, "Dtypes").
     """
 
     capacity: int
@@ -153,24 +173,50 @@ class BookParams:
     order_types: frozenset[int] = frozenset({_LIMIT, _MARKET})
     tifs: frozenset[int] = frozenset(_SUPPORTED_TIFS)
     post_only: bool = True
+    dtype: str = "int64"
 
     def __post_init__(self) -> None:
-        if self.capacity * self.max_qty >= 1 << 62:
-            raise ValueError("capacity x max_qty must stay below 2**62 (quantity sums)")
+        if isinstance(self.dtype, torch.dtype):
+            object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
+        if self.dtype not in DTYPES:
+            raise ValueError(f"BookParams.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.rule not in ("fifo", "pro_rata"):
             raise UnsupportedSpec(f"rule must be 'fifo' or 'pro_rata', got {self.rule!r}")
         for name in ("capacity", "tick", "lot", "max_qty", "protection_ticks"):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise ValueError(f"BookParams.{name} must be a positive int, got {value!r}")
+        # the step's arithmetic must not overflow: quantity sums over a row, and a protected
+        # limit above the empty ask price (empty_ask + protection)
+        sums, protect = (31, 30) if self.dtype == "int32" else (62, 62)
+        if self.capacity * self.max_qty >= 1 << sums:
+            raise ValueError(f"capacity x max_qty must stay below 2**{sums} with dtype {self.dtype} (quantity sums)")
+        if self.protection_ticks * self.tick >= 1 << protect:
+            raise ValueError(f"protection_ticks x tick must stay below 2**{protect} with dtype {self.dtype}")
         if not set(self.order_types) <= set(_SUPPORTED_TYPES) or not set(self.tifs) <= set(_SUPPORTED_TIFS):
             raise UnsupportedSpec(f"order types {sorted(self.order_types)} / tifs {sorted(self.tifs)} not supported")
 
+    @property
+    def state_dtype(self) -> torch.dtype:
+        """The torch dtype of every integer tensor of state, commands and outputs."""
+        return DTYPES[self.dtype]
+
+    @property
+    def empty_ask(self) -> int:
+        """Price of an empty ask slot (``EMPTY_ASK`` or, for int32, ``EMPTY_ASK_32``)."""
+        return EMPTY_ASK_32 if self.dtype == "int32" else EMPTY_ASK
+
+    @property
+    def max_price(self) -> int:
+        """Highest limit price the book accepts (``MAX_PRICE`` or ``MAX_PRICE_32``)."""
+        return self.empty_ask - 2
+
     @classmethod
-    def from_spec(cls, spec: InstrumentSpec, capacity: int) -> BookParams:
+    def from_spec(cls, spec: InstrumentSpec, capacity: int, dtype: str | torch.dtype = "int64") -> BookParams:
         """The vector book of ``spec``; ``UnsupportedSpec`` if its rule or price band is not
         modelled. Order types and durations the vector book lacks (stops, DAY) are left
-        out: the vector book refuses them as UNSUPPORTED where the engine would accept."""
+        out: the vector book refuses them as UNSUPPORTED where the engine would accept.
+        ``dtype``: as the field."""
         rule = spec.rule
         if type(rule) is Fifo:
             name, top, min_alloc = "fifo", False, 1
@@ -193,6 +239,7 @@ class BookParams:
             order_types=frozenset(int(t) for t in spec.order_types) & frozenset(_SUPPORTED_TYPES),
             tifs=frozenset(int(t) for t in spec.tifs) & frozenset(_SUPPORTED_TIFS),
             post_only=spec.post_only,
+            dtype=dtype,
         )
 
 
@@ -200,8 +247,8 @@ class BookParams:
 class BookState:
     """Batch-first state of ``B`` books (see the module docstring for the layout).
 
-    ``price``, ``qty``, ``order_id``, ``owner``: ``[B, 2, capacity]`` int64, row BID then
-    ASK, live orders first in priority order. ``top``: ``[B, 2]`` bool, the row's first order
+    ``price``, ``qty``, ``order_id``, ``owner``: ``[B, 2, capacity]`` in ``BookParams.dtype``
+    (int64 by default), row BID then ASK, live orders first in priority order. ``top``: ``[B, 2]`` bool, the row's first order
     is its side's TOP order. ``last_price``: ``[B]`` price of the last trade (0: none yet).
     ``overflow``: ``[B]`` bool, set (and kept) when a command was refused for CAPACITY.
     """
@@ -237,7 +284,8 @@ class Commands:
     ``kind``: NONE, NEW or CANCEL. ``order_id``, ``trader``: as the engine's commands (a
     CANCEL uses only these two). ``side``: +1 buy, -1 sell. ``qty``. ``price``: the limit
     (read for LIMIT only). ``type``: an ``OrderType`` code. ``tif``: a ``TimeInForce`` code.
-    ``post_only``: bool.
+    ``post_only``: bool. The integer fields are in the book's dtype (the constructors take
+    ``dtype``); ``step`` also takes commands of another dtype and converts them itself.
     """
 
     kind: Tensor
@@ -256,12 +304,33 @@ class Commands:
     def to(self, device: torch.device | str) -> Commands:
         return Commands(*(getattr(self, f.name).to(device) for f in fields(self)))
 
+    def narrow(self, dtype: str | torch.dtype) -> Commands:
+        """These commands with their integer fields in ``dtype`` (a ``BookParams.dtype``).
+
+        Raises ValueError naming the first field with a value that ``dtype`` cannot hold
+        (one host sync per field when narrowing; none when the dtype is already right)."""
+        dt = _torch_dtype(dtype)
+        cols = []
+        for f in fields(self):
+            t = getattr(self, f.name)
+            if t.dtype != torch.bool and t.dtype != dt:
+                info = torch.iinfo(dt)
+                if t.numel() and (int(t.min()) < info.min or int(t.max()) > info.max):
+                    raise ValueError(f"Commands.{f.name} holds a value outside {dt} ({info.min} .. {info.max})")
+                t = t.to(dt)
+            cols.append(t)
+        return Commands(*cols)
+
     @classmethod
-    def from_records(cls, records: Sequence[NewOrder | Cancel | None], device: torch.device | str = "cpu") -> Commands:
-        """Commands from the engine's records, one per book (None: no command).
+    def from_records(
+        cls, records: Sequence[NewOrder | Cancel | None], device: torch.device | str = "cpu",
+        dtype: str | torch.dtype = DTYPE,
+    ) -> Commands:
+        """Commands from the engine's records, one per book (None: no command), in ``dtype``.
 
         Raises ValueError for a NewOrder using what a vector command cannot say (stop price,
-        display or minimum quantity, SMP id or mode, per-order protection)."""
+        display or minimum quantity, SMP id or mode, per-order protection), or a number
+        ``dtype`` cannot hold."""
         cols: list[list[int]] = [[] for _ in fields(cls)]
         for c in records:
             if c is None:
@@ -279,7 +348,7 @@ class Commands:
             for col, v in zip(cols, row):
                 col.append(v)
         t = torch.tensor(cols, dtype=DTYPE, device=device)
-        return cls(*t[:8], t[8].bool())
+        return cls(*t[:8], t[8].bool()).narrow(dtype)
 
     @classmethod
     def new(
@@ -292,21 +361,34 @@ class Commands:
         type: int | Tensor = _LIMIT,
         tif: int | Tensor = _GTC,
         post_only: bool | Tensor = False,
+        dtype: str | torch.dtype = DTYPE,
     ) -> Commands:
-        """NEW commands for every book from ``[B]`` tensors (scalars broadcast)."""
+        """NEW commands for every book from ``[B]`` tensors (scalars broadcast), in ``dtype``
+        (ValueError for a value it cannot hold)."""
         like = torch.as_tensor(order_id, dtype=DTYPE)
         full = lambda v, dt=DTYPE: torch.as_tensor(v, dtype=dt, device=like.device).expand(like.shape).clone()  # noqa: E731
         return cls(
             full(NEW), like, full(trader), full(side), full(qty), full(0 if price is None else price),
             full(type), full(tif), full(post_only, torch.bool),
-        )
+        ).narrow(dtype)
 
     @classmethod
-    def cancel(cls, order_id: Tensor, trader: Tensor) -> Commands:
-        """CANCEL commands for every book."""
+    def cancel(cls, order_id: Tensor, trader: Tensor, dtype: str | torch.dtype = DTYPE) -> Commands:
+        """CANCEL commands for every book, in ``dtype`` (ValueError for a value it cannot hold)."""
         like = torch.as_tensor(order_id, dtype=DTYPE)
         full = lambda v, dt=DTYPE: torch.as_tensor(v, dtype=dt, device=like.device).expand(like.shape).clone()  # noqa: E731
-        return cls(full(CANCEL), like, full(trader), full(1), full(0), full(0), full(_LIMIT), full(_GTC), full(False, torch.bool))
+        return cls(
+            full(CANCEL), like, full(trader), full(1), full(0), full(0), full(_LIMIT), full(_GTC), full(False, torch.bool)
+        ).narrow(dtype)
+
+
+def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """A ``BookParams.dtype`` name (or a torch dtype) as the torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
 
 
 @dataclass(frozen=True)
@@ -357,16 +439,17 @@ class StepOut:
 def init(params: BookParams, batch: int, device: torch.device | str = "cpu") -> BookState:
     """``batch`` empty books."""
     shape = (batch, 2, params.capacity)
-    zeros = lambda: torch.zeros(shape, dtype=DTYPE, device=device)  # noqa: E731
+    dt = params.state_dtype
+    zeros = lambda: torch.zeros(shape, dtype=dt, device=device)  # noqa: E731
     price = zeros()
-    price[:, ASK] = EMPTY_ASK
+    price[:, ASK] = params.empty_ask
     return BookState(
         price=price,
         qty=zeros(),
         order_id=zeros(),
         owner=zeros(),
         top=torch.zeros((batch, 2), dtype=torch.bool, device=device),
-        last_price=torch.zeros(batch, dtype=DTYPE, device=device),
+        last_price=torch.zeros(batch, dtype=dt, device=device),
         overflow=torch.zeros(batch, dtype=torch.bool, device=device),
     )
 
@@ -390,6 +473,7 @@ def _consts(device: torch.device, n: int, params: BookParams) -> tuple[Tensor, .
     key = (device, n, params)
     c = _CONSTS.get(key)
     if c is None:
+        dt = params.state_dtype
         types = torch.zeros(8, dtype=torch.bool)
         for t in params.order_types:
             types[t] = True
@@ -397,16 +481,38 @@ def _consts(device: torch.device, n: int, params: BookParams) -> tuple[Tensor, .
         for t in params.tifs:
             tifs[t] = True
         c = (
-            torch.arange(n, dtype=DTYPE).view(1, n),  # slot index
-            torch.arange(2 * n, dtype=DTYPE).view(1, 2 * n),  # slot index in a book's two rows
-            torch.tensor([0, 1], dtype=DTYPE).view(1, 2),  # row index
+            torch.arange(n, dtype=torch.int64).view(1, n),  # slot index (an index: int64 whatever the dtype)
+            torch.arange(2 * n, dtype=torch.int64).view(1, 2 * n),  # slot index in a book's two rows
+            torch.tensor([BID, ASK], dtype=torch.int64).view(1, 2, 1),  # row index
             types,
             tifs,
-            torch.tensor([int(s) for s in _CHECKS] + [0], dtype=DTYPE),  # status per check
+            torch.tensor([int(s) for s in _CHECKS] + [0], dtype=dt),  # status per check
+            torch.tensor([0, params.empty_ask], dtype=dt).view(1, 2, 1),  # empty price per row
         )
         c = tuple(t.to(device) for t in c)
         _CONSTS[key] = c
     return c
+
+
+def _command_in(cmd: Commands, dt: torch.dtype) -> tuple[Commands, Tensor | None]:
+    """``cmd`` with its integer fields in the state dtype ``dt``, and (when narrowing from a
+    wider dtype) a ``[B]`` flag for an order id or trader that ``dt`` cannot hold. Other
+    fields are clamped into ``dt``, so an oversized quantity or price still gets the refusal
+    the engine gives it. A no-op when the dtypes already agree (decided while tracing)."""
+    wide = None
+    cols = []
+    for f in fields(cmd):
+        t = getattr(cmd, f.name)
+        if t.dtype != torch.bool and t.dtype != dt:
+            if torch.iinfo(t.dtype).bits > torch.iinfo(dt).bits:
+                info = torch.iinfo(dt)
+                if f.name in ("order_id", "trader"):
+                    out = (t < info.min) | (t > info.max)
+                    wide = out if wide is None else wide | out
+                t = t.clamp(info.min, info.max)
+            t = t.to(dt)
+        cols.append(t)
+    return Commands(*cols), wide
 
 
 # ---- the transition -------------------------------------------------------------------------
@@ -415,8 +521,9 @@ def step(state: BookState, params: BookParams, cmd: Commands) -> tuple[BookState
 
     Each book's work splits by row: the *work row* (the opposite row of a NEW order, the row
     of the order a CANCEL names) loses a prefix of filled orders or the cancelled one; the
-    other row may gain the order's remainder. Both are computed on ``[B, N]`` rows and put
-    back in their places at the end.
+    other row may gain the order's remainder. Matching runs on the work row alone
+    (``[B, N]``); the new state is then one ``gather`` per field over both rows of the old
+    state (``[B, 2, N]``), with the empty slots and the new order filled in by a ``where``.
     """
     return _step(state, params, cmd, _consts(state.qty.device, state.qty.shape[2], params))
 
@@ -425,37 +532,44 @@ def _step(
     state: BookState, params: BookParams, cmd: Commands, consts: tuple[Tensor, ...]
 ) -> tuple[BookState, StepOut]:
     """``step`` with its constant tensors passed in (``_consts``): what ``compiled_step``
-    compiles, so the tensors are graph inputs and never a lookup traced inside the graph."""
+    compiles, so the tensors are graph inputs and never a lookup traced inside the graph.
+
+    Written for memory traffic, which bounds the step at large B: full-row work is a few
+    compares and cumulative sums on the work row, and one gather plus one where per state
+    field; everything else is on ``[B]`` tensors."""
     price, qty, oid, owner = state.price, state.qty, state.order_id, state.owner
     B, _, N = qty.shape
-    slot, flat_slot, rows, type_ok, tif_ok, check_status = consts
+    dt = qty.dtype
+    slot, flat_slot, rows, type_ok, tif_ok, check_status, empty_price = consts
+    max_price = params.max_price
+    cmd, wide = _command_in(cmd, dt)
 
     kind, side, typ, tif, q = cmd.kind, cmd.side, cmd.type, cmd.tif, cmd.qty
     new, cancel = kind == NEW, kind == CANCEL
     buy = side == 1
-    opp_row = buy.long()  # a buy trades against the ASK row, a sell against the BID row
 
     # the order this id names (ids are unique in a book: one hit at most), on either row
     hit = (oid == cmd.order_id.view(B, 1, 1)) & (qty > 0)
     hit_flat = hit.view(B, 2 * N)
     found = hit_flat.any(1)
     hit_at = (hit_flat * flat_slot).sum(1)
-    hit_row = (hit_at >= N).long()
-    hit_slot = hit_at - N * hit_row
+    hit_ask = hit_at >= N
+    hit_slot = hit_at - N * hit_ask
     hit_owner = owner.view(B, 2 * N).gather(1, hit_at.view(B, 1)).squeeze(1)
     hit_qty = qty.view(B, 2 * N).gather(1, hit_at.view(B, 1)).squeeze(1)
     owned = found & (hit_owner == cmd.trader)
 
-    # the work row (w_*) and the other row (i_*, where a remainder rests)
-    wrow = torch.where(cancel, hit_row, opp_row)
-    w_ask = (wrow == ASK).view(B, 1)
-    w_price, w_qty, w_oid, w_owner = (torch.where(w_ask, t[:, ASK], t[:, BID]) for t in (price, qty, oid, owner))
-    i_price, i_qty, i_oid, i_owner = (torch.where(w_ask, t[:, BID], t[:, ASK]) for t in (price, qty, oid, owner))
-    w_top = torch.where(wrow == ASK, state.top[:, ASK], state.top[:, BID])
-    i_top = torch.where(wrow == ASK, state.top[:, BID], state.top[:, ASK])
+    # the work row (w_*): the opposite row of a NEW order (ASK for a buy), the cancelled
+    # order's row of a CANCEL; the other row may gain the order's remainder
+    w_ask = torch.where(cancel, hit_ask, buy)  # [B] bool
+    wrow = w_ask.long()
+    wa = w_ask.view(B, 1)
+    w_price, w_qty, w_oid, w_owner = (torch.where(wa, t[:, ASK], t[:, BID]) for t in (price, qty, oid, owner))
+    w_top = torch.where(w_ask, state.top[:, ASK], state.top[:, BID])
+    i_top = torch.where(w_ask, state.top[:, BID], state.top[:, ASK])
     opp_best = w_price[:, 0]  # (for a NEW order the work row is the opposite row)
     opp_empty = w_qty[:, 0] <= 0
-    own_full = i_qty[:, N - 1] > 0
+    own_full = torch.where(w_ask, qty[:, BID, N - 1], qty[:, ASK, N - 1]) > 0
 
     # working limit: LIMIT its price, MARKET none, MARKET_PROTECT best +/- protection, MARKET_LIMIT best
     if params.market_as_protected:
@@ -464,27 +578,32 @@ def _step(
     protect = opp_best + side * (params.protection_ticks * params.tick)
     protect = torch.where(protect > 0, protect, params.tick)
     limit = torch.where(typ == _PROTECT, protect, opp_best)
-    limit = torch.where(is_market, torch.where(buy, MAX_PRICE + 1, 1), limit)
+    limit = torch.where(is_market, buy.to(dt) * max_price + 1, limit)  # a market buy: max_price + 1, a sell: 1
     # (clamped so that an empty slot never reaches it, whatever a refused command says)
-    limit = torch.where(is_limit, cmd.price, limit).clamp(1, MAX_PRICE + 1)
-    rests = (tif == _GTC) & ~is_market
+    limit = torch.where(is_limit, cmd.price, limit).clamp(1, max_price + 1)
 
-    # "at least as good as the limit" on each row's own scale: on the work row the orders the
-    # limit reaches, on the other row the orders ahead of a new order resting at the limit
-    # (an empty slot never is: its price is 0 on the bid row, EMPTY_ASK on the ask row)
+    # "at least as good as the limit" on each row's own scale. On the work row, the orders
+    # the limit reaches (asks <= limit, bids >= limit; an empty slot never does: its price is
+    # 0 on the bid row, the empty ask price on the ask row): one compare, as
+    # ``(price < limit + is_ask) == is_ask``. On the other row, the count of orders ahead of
+    # a new order resting at the limit (``pos``), read off the same compare over both rows.
     lim = limit.view(B, 1)
-    cross = torch.where(w_ask, w_price <= lim, w_price >= lim)
-    ahead = torch.where(w_ask, i_price >= lim, i_price <= lim)
-    cq = w_qty * cross
-    incl = cq.cumsum(1)
+    cross = (w_price < lim + wa) == wa
+    below = (price < lim.view(B, 1, 1) + rows).sum(2)  # [B, 2] per row: prices < limit (bids), <= limit (asks)
+    pos = torch.where(w_ask, N - below[:, BID], below[:, ASK]).view(B, 1)  # orders ahead of the new one
+    cq = torch.where(cross, w_qty, 0)
+    incl = cq.cumsum(1, dtype=dt)  # (an integer cumsum is int64 unless told)
     fillable = incl[:, N - 1]
 
     # refusals, in the order of _CHECKS (the engine's validation order)
     bad_enum = (typ < 0) | (typ > 5) | (tif < 0) | (tif > 3) | ((side != 1) & (side != -1))
-    bad_range = is_limit & (cmd.price > MAX_PRICE)
+    bad_range = is_limit & (cmd.price > max_price)
+    if wide is not None:
+        bad_range = bad_range | wide
     typ_c, tif_c = typ.clamp(0, 7), tif.clamp(0, 7)
     unsupported = ~type_ok[typ_c] | ~tif_ok[tif_c]
     unsupported |= cmd.post_only & ((not params.post_only) | (tif != _GTC) | ~is_limit)
+    rests = (tif == _GTC) & ~is_market
     checks = torch.stack(
         [
             ((kind < 0) | (kind > 2)) | ((new | cancel) & bad_range) | (new & bad_enum),
@@ -507,7 +626,7 @@ def _step(
     )
     failed = checks.to(torch.uint8).argmax(1)
     refused = failed < len(_CHECKS)
-    ok = torch.where(new, Status.ACCEPTED, torch.where(cancel, Status.CANCELLED, Status.NONE))
+    ok = new.to(dt) * int(Status.ACCEPTED) + cancel.to(dt) * int(Status.CANCELLED)  # (NONE is 0)
     status = torch.where(refused, check_status[failed], ok)
     accepted = new & ~refused
     aggr = torch.where(accepted, q, 0)
@@ -516,7 +635,7 @@ def _step(
     # allocation on the work row
     before = incl - cq
     if params.rule == "fifo":
-        fill = (torch.minimum(incl, a) - before).clamp(min=0)
+        fill = (a - before).clamp(min=0).minimum(cq)  # = clamp(min(incl, a) - before, 0)
     else:
         fill = pro_rata_fill(w_price, cq, incl, before, cross, a, w_top, slot, params.top, params.min_alloc)
     filled = torch.minimum(aggr, fillable)
@@ -524,42 +643,40 @@ def _step(
     rest = accepted & rests & (rem > 0)
     reached = (cross & (before < a)).sum(1, keepdim=True)  # [B, 1] slots traded into
 
-    # Rebuild both rows with one gather per field each. The work row loses a prefix (the
-    # filled orders: see pro_rata_fill) or the one cancelled order, so its slot j reads slot
-    # ``j + gone + (cancelled at or before j)``, empty past the live orders; the other row
-    # gains at most one order, at ``pos``, the orders from there on moving back one slot.
+    # The new state: slot j of the work row reads old slot ``j + gone + (cancelled at or
+    # before j)`` of that row, empty past the live orders (it loses a prefix of filled orders,
+    # see pro_rata_fill, or the one cancelled order); slot j of the other row reads slot
+    # ``j - (inserted before j)`` and the new order sits at ``pos``. As one index into a
+    # book's two rows, so each field is one gather and one where over [B, 2, N].
     gone = ((fill == cq) & cross).sum(1, keepdim=True)  # [B, 1] filled orders (a prefix)
     kill = (cancel & owned).view(B, 1)
     kill_at = hit_slot.view(B, 1)
-    w_src = slot + gone + (kill & (slot >= kill_at)).long()
+    w_src = slot + gone + (kill & (slot >= kill_at))  # [B, N]
     w_empty = w_src >= N
-    w_src = w_src.clamp(max=N - 1)
-    pos = ahead.sum(1, keepdim=True)  # orders ahead of the new one
     ins = rest.view(B, 1)
     i_src = slot - (ins & (slot > pos)).long()
     at_new = ins & (slot == pos)
-    w_empty_price = torch.where(w_ask, EMPTY_ASK, 0)
+    is_w = rows == wrow.view(B, 1, 1)  # [B, 2, 1] the row is the work row
+    w_off, i_off = (wrow * N).view(B, 1), ((1 - wrow) * N).view(B, 1)
+    src = torch.where(is_w, (w_src.clamp(max=N - 1) + w_off).view(B, 1, N), (i_src + i_off).view(B, 1, N))
+    special = torch.where(is_w, w_empty.view(B, 1, N), at_new.view(B, 1, N))  # [B, 2, N] empty or the new order
+    src = src.view(B, 2 * N)
 
-    def put(w: Tensor, i: Tensor) -> Tensor:
-        """The two rows back in their places: ``[B, 2, N]``."""
-        ws, is_ = w.view(B, 1, N), i.view(B, 1, N)
-        ask = w_ask.view(B, 1, 1)
-        return torch.cat([torch.where(ask, is_, ws), torch.where(ask, ws, is_)], 1)
+    def rebuild(t: Tensor, special_value: Tensor) -> Tensor:
+        """Field ``t`` ([B, 2, N]) after the step: ``special_value`` where ``special``."""
+        return torch.where(special, special_value, t.view(B, 2 * N).gather(1, src).view(B, 2, N))
 
-    def rebuild(w: Tensor, i: Tensor, w_empty_value: Tensor | int, new_value: Tensor) -> Tensor:
-        w2 = torch.where(w_empty, w_empty_value, w.gather(1, w_src))
-        i2 = torch.where(at_new, new_value.view(B, 1), i.gather(1, i_src))
-        return put(w2, i2)
-
-    price2 = rebuild(w_price, i_price, w_empty_price, limit)
-    qty2 = rebuild(w_qty - fill, i_qty, 0, rem)
-    oid2 = rebuild(w_oid, i_oid, 0, cmd.order_id)
-    owner2 = rebuild(w_owner, i_owner, 0, cmd.trader)
+    kept_fill = torch.where(w_empty, 0, fill.gather(1, w_src.clamp(max=N - 1)))  # fills of the work row's survivors
+    new_value = lambda v: torch.where(is_w, 0, v.view(B, 1, 1))  # noqa: E731  (the new order's value on the other row)
+    price2 = rebuild(price, torch.where(is_w, empty_price, limit.view(B, 1, 1)))
+    qty2 = rebuild(qty, new_value(rem)) - torch.where(is_w, kept_fill.view(B, 1, N), 0)
+    oid2 = rebuild(oid, new_value(cmd.order_id))
+    owner2 = rebuild(owner, new_value(cmd.trader))
 
     # TOP: lost when the row's first order goes; a rest ahead of the whole row is the new TOP
     w_top2 = w_top & (gone.view(B) == 0) & ~(kill.view(B) & (hit_slot == 0))
     i_top2 = i_top | (rest & (pos.view(B) == 0))
-    top = torch.stack([torch.where(wrow == ASK, i_top2, w_top2), torch.where(wrow == ASK, w_top2, i_top2)], 1)
+    top = torch.stack([torch.where(w_ask, i_top2, w_top2), torch.where(w_ask, w_top2, i_top2)], 1)
 
     deepest = w_price.gather(1, (reached - 1).clamp(min=0)).squeeze(1)
     last_price = torch.where(filled > 0, deepest, state.last_price)
@@ -577,7 +694,7 @@ def _step(
         filled=filled,
         rested=torch.where(rest, rem, 0),
         cancelled=cancelled,
-        taker_row=wrow,
+        taker_row=wrow.to(dt),
     )
     new_state = BookState(
         price=price2,
@@ -648,7 +765,7 @@ def pro_rata_fill(
     level_before = torch.where(in_p, before, torch.iinfo(cq.dtype).max).amin(1, keepdim=True)
     whole = cross & (before < level_before)  # levels before P: taken whole, FIFO
     r = (a - level_before).clamp(min=0)  # lots arriving at P (0: none, or no such level)
-    total = (cq * in_p).sum(1, keepdim=True)
+    total = (cq * in_p).sum(1, keepdim=True, dtype=cq.dtype)
     t = torch.zeros_like(r)
     if use_top:
         top_here = top.view(B, 1) & (level_before == 0) & in_p[:, :1]
@@ -656,11 +773,14 @@ def pro_rata_fill(
     top_fill = torch.minimum(t, r)
     r2 = r - top_fill
     others = in_p if not use_top else in_p & ~((slot == 0) & top_here)
-    share = cq * r2 // (total - t).clamp(min=1)
+    if cq.dtype == torch.int64:
+        share = cq * r2 // (total - t).clamp(min=1)
+    else:  # qty x lots overflows a narrower dtype: the product and quotient in int64
+        share = (cq.long() * r2 // (total - t).clamp(min=1)).to(cq.dtype)
     share = torch.where(others & (share >= max(min_alloc, 1)), share, 0)
-    left = r2 - share.sum(1, keepdim=True)
+    left = r2 - share.sum(1, keepdim=True, dtype=cq.dtype)
     room = torch.where(others, cq - share, 0)
-    extra = torch.minimum((left - (room.cumsum(1) - room)).clamp(min=0), room)
+    extra = torch.minimum((left - (room.cumsum(1, dtype=cq.dtype) - room)).clamp(min=0), room)
     fill = torch.where(whole, cq, 0) + share + extra
     if use_top:
         fill = fill + torch.where(slot == 0, top_fill, 0)
@@ -678,8 +798,8 @@ def levels(state: BookState, depth: int) -> tuple[Tensor, Tensor, Tensor]:
     start[:, :, 1:] &= price[:, :, 1:] != price[:, :, :-1]
     level = start.cumsum(2) - 1
     idx = torch.where(alive, level.clamp(max=depth), depth)
-    lq = torch.zeros((B, R, depth + 1), dtype=DTYPE, device=qty.device).scatter_add_(2, idx, qty)
-    lc = torch.zeros_like(lq).scatter_add_(2, idx, alive.to(DTYPE))
+    lq = torch.zeros((B, R, depth + 1), dtype=qty.dtype, device=qty.device).scatter_add_(2, idx, qty)
+    lc = torch.zeros_like(lq).scatter_add_(2, idx, alive.to(qty.dtype))
     lp = torch.zeros_like(lq).scatter_(2, torch.where(start, idx, depth), price)
     return lp[:, :, :depth], lq[:, :, :depth], lc[:, :, :depth]
 

@@ -13,7 +13,7 @@ import hashlib
 
 import torch
 
-from vector.book import ASK, BID, EMPTY_ASK, BookParams, BookState
+from vector.book import ASK, BID, BookParams, BookState
 
 _SIDES = ((BID, 1), (ASK, -1))
 
@@ -46,14 +46,17 @@ def check_invariants(state: BookState, params: BookParams) -> None:
     Live orders (quantity > 0) are packed at the front of each row; empty slots hold zeros
     and the row's empty price; live orders are in priority order (bids by price descending,
     asks ascending), on tick; order ids are unique within a book; the book is not
-    crossed; a TOP flag only marks a live first order.
+    crossed; a TOP flag only marks a live first order; every integer tensor has the
+    params' dtype.
     """
     price, qty, oid, owner = state.price, state.qty, state.order_id, state.owner
+    for name in ("price", "qty", "order_id", "owner", "last_price"):
+        assert getattr(state, name).dtype == params.state_dtype, f"{name} is {getattr(state, name).dtype}, not {params.dtype}"
     alive = qty > 0
     assert bool((qty >= 0).all()), "negative quantity"
     assert bool((alive[:, :, 1:] <= alive[:, :, :-1]).all()), "live orders not packed at the front"
     dead = ~alive
-    empty_price = torch.tensor([0, EMPTY_ASK], dtype=price.dtype, device=price.device).view(1, 2, 1).expand_as(price)
+    empty_price = torch.tensor([0, params.empty_ask], dtype=price.dtype, device=price.device).view(1, 2, 1).expand_as(price)
     assert bool((price[dead] == empty_price[dead]).all()), "empty slot with a price"
     assert bool((oid[dead] == 0).all() and (owner[dead] == 0).all()), "empty slot with an order"
     both = alive[:, :, 1:] & alive[:, :, :-1]
