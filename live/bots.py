@@ -73,7 +73,7 @@ from exchange.commands import Cancel, Modify, NewOrder
 from exchange.enums import OrderType, TimeInForce
 from exchange.instrument import InstrumentSpec
 from live import protocol as P
-from live.live_context import LiveContext, OrderWire, deliver, feed_events, snapshot_events, spec_from_wire, start_agent
+from live.live_context import LiveContext, OrderWire, OwnPrints, deliver, feed_events, snapshot_events, spec_from_wire, start_agent
 from live.marketdata import SEQUENCED, L2Book
 
 log = logging.getLogger("live.bots")
@@ -332,6 +332,7 @@ class AgentBrain(Brain):
         self.ctx: LiveContext | None = None
         self.wire: OrderWire | None = None
         self._held: list[tuple[str, list]] = []  # market data that came while reconnecting
+        self.prints = OwnPrints()  # each own execution reaches the agent once
 
     def connected(self, session: Session, account: P.Account, first: bool) -> None:
         from agents import make_agent
@@ -363,12 +364,14 @@ class AgentBrain(Brain):
 
     def on_feed(self, msg: P.ServerMessage) -> None:
         self.books[msg.symbol].apply(msg)  # type: ignore[union-attr, arg-type]
-        self._deliver(msg.symbol, feed_events(msg))  # type: ignore[arg-type, union-attr]
+        if self.prints.public(msg):
+            self._deliver(msg.symbol, feed_events(msg))  # type: ignore[arg-type, union-attr]
 
     def on_snapshot(self, msg: P.BookSnapshot) -> None:
         book = self.books[msg.symbol]
         events = snapshot_events(book, msg) if self.agent is not None else []
         book.reset(msg)
+        self.prints.public(msg)
         self._deliver(msg.symbol, events)
 
     def _deliver(self, symbol: str, events: list) -> None:
@@ -382,6 +385,8 @@ class AgentBrain(Brain):
 
     def on_private(self, msg: P.ServerMessage) -> None:
         assert self.wire is not None
+        if type(msg) is P.Fill and self.prints.private(msg):
+            self.runner.stats["prints_overtaken"] += 1
         symbol, events, released = self.wire.events(msg)
         if symbol is not None and events:
             deliver(self.agent, self.ctx, symbol, events)  # type: ignore[arg-type]
@@ -628,7 +633,7 @@ class BotRunner:
         self.backoff_rng = random.Random(bot_seed(config, spec) + "/backoff")
         self._t0 = time.monotonic_ns()
         self.brain = BRAINS[spec.kind()](self)
-        self.stats = {"connects": 0, "sent": 0, "fills": 0, "errors": 0, "gaps": 0, "drops": 0}
+        self.stats = {"connects": 0, "sent": 0, "fills": 0, "errors": 0, "gaps": 0, "drops": 0, "prints_overtaken": 0}
         self.session: Session | None = None
 
     def clock(self) -> int:

@@ -304,6 +304,7 @@ class LiveVenue:
                     private.append((trader, P.Fill(
                         symbol=symbol, order_id=oid, side=P.SIDE_NAMES[side], price=ev.price, qty=ev.qty,
                         liquidity=liq, engine_seq=ev.seq, ts=ts, client_id=o.client_id if o is not None else None,
+                        md_seq=md[symbol],
                     )))
                     touched.append(oid)
             elif t is E.Accepted:

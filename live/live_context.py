@@ -27,9 +27,9 @@ the agent's code, its ``BookView`` and its ``OrderTracker`` run unchanged:
 Differences from the simulator an agent may notice (documented in
 ``docs/BOT_INTEGRATION_GUIDE.md``): ``ctx.book(symbol)`` is the L2 book rebuilt from the
 feed (``LiveBook``: best prices, ``l1``, ``l2``; no order-level ``l3`` and no other traders'
-order ids); an own fill arrives twice, as a private ``Fill`` naming the agent and as the
-public trade print naming nobody (so ``BookView.volume`` counts own fills twice); private
-and public messages come on two connections, so their relative order is not guaranteed;
+order ids); private and public messages come on two connections, so their relative order
+is not guaranteed (an own execution is delivered once, as the private ``Fill``, and its
+public print dropped by ``OwnPrints``, except when the print arrives first: then both are);
 ``ctx.now`` is nanoseconds since the bot started (agent configs written for simulated time
 starting at 0 keep their meaning).
 """
@@ -138,6 +138,49 @@ def feed_events(msg: P.BookUpdate | P.Trade) -> list:
         u = UNKNOWN_TRADER
         return [E.Fill(msg.seq, msg.price, msg.qty, P.SIDES[msg.aggressor], 0, 0, u, u)]
     return []
+
+
+class OwnPrints:
+    """Delivers each of a trader's own executions to its agent once, as in the simulator.
+
+    An own execution reaches a bot twice: the private ``fill`` (naming the trader) and the
+    anonymous public ``trade`` print, on another connection. The private fill carries the
+    print's ``md_seq``; a print announced that way is dropped when it arrives, so the agent
+    sees one ``Fill`` per execution. When the print overtakes its private fill (the feed is
+    usually one hop longer), both are delivered: ``private`` says so, and ``overtaken_lots``
+    adds up those fills' lots (what the agent's ``BookView.volume`` counted twice)."""
+
+    def __init__(self) -> None:
+        self.last_seq: dict[str, int] = {}  # symbol -> last public seq seen (snapshots included)
+        self.announced: dict[str, set[int]] = {}  # symbol -> prints owned by private fills, not yet seen
+        self.overtaken_lots = 0
+
+    def private(self, msg: P.Fill) -> bool:
+        """Note a private fill's print (before delivering the fill itself); True when the print
+        was already delivered (it overtook the fill)."""
+        symbol, seq = msg.symbol, msg.md_seq
+        last = self.last_seq.get(symbol)
+        if seq is None or last is None:  # an older server, or a symbol this bot does not watch
+            return False
+        if seq <= last:
+            self.overtaken_lots += msg.qty
+            return True
+        self.announced.setdefault(symbol, set()).add(seq)
+        return False
+
+    def public(self, msg: P.ServerMessage) -> bool:
+        """False for a public message the agent must not see: the print of an own execution
+        already delivered privately. Snapshots and book updates always pass."""
+        symbol, seq = msg.symbol, msg.seq  # type: ignore[union-attr]
+        self.last_seq[symbol] = seq
+        own = self.announced.get(symbol)
+        if not own:
+            return True
+        if type(msg) is P.Trade and seq in own:
+            own.discard(seq)
+            return False
+        own.difference_update([s for s in own if s <= seq])  # the feed is in order: those were lost in a gap
+        return True
 
 
 def snapshot_events(before: L2Book, snap: P.BookSnapshot) -> list:
@@ -423,6 +466,7 @@ __all__ = [
     "LiveBook",
     "LiveContext",
     "OrderWire",
+    "OwnPrints",
     "deliver",
     "feed_events",
     "snapshot_events",

@@ -268,7 +268,8 @@ class Rejected(_Msg, tag="rejected"):
 
 
 class Fill(_Msg, tag="fill"):
-    """One execution of your order. ``side`` is your side; ``liquidity`` maker or taker."""
+    """One execution of your order. ``side`` is your side; ``liquidity`` maker or taker;
+    ``md_seq`` ties it to the anonymous public ``Trade`` of the same execution."""
 
     symbol: str
     order_id: int
@@ -279,6 +280,7 @@ class Fill(_Msg, tag="fill"):
     engine_seq: int
     ts: int
     client_id: int | None = None
+    md_seq: int | None = None  # the ``seq`` of the public ``trade`` that prints this execution on the feed
 
 
 class Cancelled(_Msg, tag="cancelled"):

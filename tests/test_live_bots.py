@@ -28,7 +28,7 @@ from live import protocol as P
 from live.bots import BotsConfig, BotSpec, BotRunner, load_bots_config
 from live.client import FeedClient, TraderClient
 from live.launch import PY, Process, start_exchange, start_relay
-from live.live_context import UNKNOWN_TRADER, OrderWire, feed_events, snapshot_events
+from live.live_context import UNKNOWN_TRADER, OrderWire, OwnPrints, feed_events, snapshot_events
 from live.marketdata import L2Book
 
 STOPPED = re.compile(r"live\.bots (\S+) stopped (\{.*\})")
@@ -115,6 +115,32 @@ def test_feed_events_and_resync_diff() -> None:
     assert changes == {(1, 98): (0, 0), (1, 99): (4, 2), (-1, 102): (7, 1)}
     trade = feed_events(P.Trade(symbol="XYZ", seq=10, price=101, qty=2, aggressor="buy", ts=0))
     assert trade == [E.Fill(10, 101, 2, 1, 0, 0, UNKNOWN_TRADER, UNKNOWN_TRADER)]
+
+
+def _fill(md_seq: int, qty: int = 2) -> P.Fill:
+    return P.Fill(symbol="XYZ", order_id=7, side="sell", price=101, qty=qty, liquidity="maker", engine_seq=1, ts=0,
+                  md_seq=md_seq)
+
+
+def _print(seq: int, qty: int = 2) -> P.Trade:
+    return P.Trade(symbol="XYZ", seq=seq, price=101, qty=qty, aggressor="buy", ts=0)
+
+
+def test_an_own_execution_reaches_the_agent_once() -> None:
+    prints = OwnPrints()
+    prints.public(P.BookSnapshot(symbol="XYZ", seq=5, bids=[], asks=[], last_price=None, reason="subscribe", ts=0))
+    assert prints.private(_fill(6)) is False  # the private fill first (the usual order)...
+    assert prints.private(_fill(6)) is False  # (a self-trade: the maker's and the taker's fill)
+    assert prints.public(_print(6)) is False  # ...so its print is dropped
+    assert prints.public(_print(7)) is True  # someone else's trade
+    assert prints.private(_fill(7, qty=3)) is True  # a print that overtook its fill: both delivered
+    assert prints.overtaken_lots == 3
+    assert prints.private(_fill(9)) is False
+    assert prints.public(P.BookUpdate(symbol="XYZ", seq=10, changes=[], ts=0)) is True  # print 9 was lost in a gap
+    assert prints.announced["XYZ"] == set()
+    assert prints.private(P.Fill(symbol="ES", order_id=1, side="buy", price=1, qty=1, liquidity="taker", engine_seq=1,
+                                 ts=0, md_seq=3)) is False  # a symbol the bot does not watch: nothing kept
+    assert "ES" not in prints.announced
 
 
 def test_config_is_strict_and_backoff_is_capped_and_seeded(tmp_path: Path) -> None:
@@ -216,6 +242,36 @@ async def test_bot_reconnects_after_the_exchange_restarts(exchange, tmp_path: Pa
             again.stop()
     finally:
         bot.stop()
+
+
+async def test_a_scripted_bot_sees_each_own_execution_once(exchange, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The agent's view counts a trade it was party to once (its private fill), as in the
+    simulator; the public print of the same execution is not delivered again."""
+    _, url = exchange
+    config = load_bots_config(_write_config(tmp_path, url, [MM]))
+    runner, stop = BotRunner(config, config.bot("mm")), asyncio.Event()
+    task = asyncio.ensure_future(runner.run(stop))
+    try:
+        async with await TraderClient.connect(url, "carol-demo-token") as carol:
+            await _wait_quotes(carol, url)
+            for i in range(12):  # marketable IOCs: the market maker is the only liquidity
+                side = "buy" if i % 2 == 0 else "sell"
+                await carol.new_order("XYZ", side, 2, price=10_000 + (60 if side == "buy" else -60), tif="ioc")
+                await asyncio.sleep(0.06)  # it re-quotes every 50 ms
+            await asyncio.sleep(0.2)
+            traded = sum(m.qty for m in carol.drain_events() if type(m) is P.Fill)
+        brain = runner.brain
+        for _ in range(100):  # until the bot has heard of every lot
+            if brain.wire.account.volume == traded:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # any late public print
+    finally:
+        stop.set()
+        await task
+    assert traded > 0 and brain.wire.account.volume == traded
+    assert brain.agent.book.volume == traded + brain.prints.overtaken_lots
+    assert runner.stats["prints_overtaken"] == 0 or brain.prints.overtaken_lots > 0
 
 
 async def _wait_quotes(carol: TraderClient, url: str) -> None:

@@ -131,6 +131,22 @@ def test_replaying_the_records_rebuilds_state_and_messages(stream: list[tuple[in
     assert again.log == out.log
 
 
+@settings(max_examples=40, deadline=None)
+@given(stream=requests())
+def test_every_private_fill_names_its_public_print(stream: list[tuple[int, P.TradingRequest]]) -> None:
+    live, out = LiveVenue(DEFAULT_CONFIG), Outbox()
+    for i, (trader, msg) in enumerate(stream):
+        live.handle(trader, msg, 1_000 + i, out)
+    prints = {(m.symbol, m.seq): m for _, m in out.public if type(m) is P.Trade}
+    fills = [m for _, m in out.private if type(m) is P.Fill]
+    for f in fills:
+        t = prints[(f.symbol, f.md_seq)]
+        assert (t.price, t.qty, t.ts) == (f.price, f.qty, f.ts)
+        assert (t.aggressor == f.side) == (f.liquidity == "taker")
+    # each print is the maker's fill and the taker's fill (a self-trade: both the same trader's)
+    assert sorted((f.symbol, f.md_seq) for f in fills) == sorted(key for key in prints for _ in range(2))
+
+
 def test_gateway_refusals_use_no_sequence_number() -> None:
     venue, out = LiveVenue(DEFAULT_CONFIG), Outbox()
     venue.handle(1, P.NewOrderRequest(symbol="XYZ", side="sell", qty=5, price=10_100), 1, out)
