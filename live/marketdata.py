@@ -146,21 +146,22 @@ class Subscriber(FrameWriter):
     def wants(self, symbol: str | None) -> bool:
         return self.subscribed and (symbol is None or self.symbols is None or symbol in self.symbols)
 
-    def push(self, data: bytes, symbol: str | None = None) -> None:
-        """Queue a market-data message (never waits; see the module docstring)."""
+    def push(self, data: bytes, symbol: str | None = None, later: bool = False) -> bool:
+        """Queue a market-data message (never waits; see the module docstring). True if the
+        caller must ``flush`` (only with ``later``, as ``FrameWriter._enqueue``)."""
         if not self.wants(symbol):
-            return
+            return False
         if self.awaiting:
             self.dropped += 1
-            return
+            return False
         if len(self._queue) >= self.maxlen:
             self.dropped += len(self._queue) + 1
             self._queue.clear()
             self.awaiting = True
             self.resyncs += 1
             self.on_overflow(self)
-            return
-        self._enqueue(data)
+            return False
+        return self._enqueue(data, later)
 
     def control(self, data: bytes) -> None:
         """Queue a reply (pong, error, state...): always delivered, never dropped."""

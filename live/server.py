@@ -18,12 +18,16 @@ One task, the owner, holds the venue: it takes every waiting request as a batch,
 them in order, appends the batch's journal records with one write (``fsync="batch"``:
 then fdatasyncs them in a worker thread, so requests keep arriving meanwhile and form the
 next batch: group commit), and only then sends replies, private events and market data.
-Nothing is acknowledged before it is journaled. Sends never block the owner: each
-connection has a queue, written at the end of the loop tick as one ``write`` of
-consecutive frames (``live.marketdata.FrameWriter``: a reply and the fills it caused
-cost one system call). A trading connection that lets its queue fill is closed (private
-events cannot be dropped); a feed subscriber that does gets its backlog dropped and a
-fresh snapshot (``live.marketdata.Subscriber``).
+Nothing is acknowledged before it is journaled. Without a journal, a trading request
+that finds the owner idle (waiting, nothing queued) is applied at once by the connection
+that received it, exactly as a batch of one, with no task switch; its replies, events
+and market data are written once that connection's received bytes are all handled.
+Sends never block the owner: each connection has a queue, written at the end of the
+loop tick (or of the read) as one ``write`` of consecutive frames
+(``live.marketdata.FrameWriter``: a reply and the fills it caused cost one system call).
+A trading connection that lets its queue fill is closed (private events cannot be
+dropped); a feed subscriber that does gets its backlog dropped and a fresh snapshot
+(``live.marketdata.Subscriber``).
 
 Bad input never hurts the server or the session: every refused frame gets an ``error``
 with a code and changes nothing; only a frame over ``max_frame_bytes`` closes the
@@ -106,11 +110,13 @@ class _Connection(ServerConnection):
     """websockets' server connection; a trading connection's messages go to ``on_message``.
 
     Each whole message (fragments joined) of a trading connection is handed over as it is
-    parsed, in ``data_received``: no task switch per message. Messages parsed before the
-    handler sets ``on_message`` wait in ``early``. Control frames, and every frame of a
-    feed connection, take websockets' own path (``recv``)."""
+    parsed, in ``data_received``: no task switch per message; ``after_data`` runs once the
+    received bytes are all handled. Messages parsed before the handler sets ``on_message``
+    wait in ``early``. Control frames, and every frame of a feed connection, take
+    websockets' own path (``recv``)."""
 
     on_message: Callable[[bytes], None] | None = None
+    after_data: Callable[[], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,6 +124,10 @@ class _Connection(ServerConnection):
         self._fragments: list[bytes] | None = None
 
     def process_event(self, event: Event) -> None:
+        on_message = self.on_message
+        if on_message is not None and type(event) is Frame and event.opcode is Opcode.TEXT and event.fin:
+            on_message(bytes(event.data))  # the common case: a whole text message
+            return
         if type(event) is not Frame or event.opcode not in DATA_OPCODES or self.request is None or self.request.path == FEED_PATH:
             return super().process_event(event)
         if event.opcode is not Opcode.CONT:
@@ -135,6 +145,11 @@ class _Connection(ServerConnection):
             self.early.append(data)
         else:
             self.on_message(data)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.after_data is not None:
+            self.after_data()
 
 
 class ExchangeServer:
@@ -160,6 +175,8 @@ class ExchangeServer:
         self._tasks: list[asyncio.Task] = []
         self._closing = False
         self._last_performance: bytes | None = None
+        self._idle = False  # the owner waits on an empty inbox and there is no journal: apply at once
+        self._dirty: list[FrameWriter] = []  # connections with messages from requests applied at once
         self.failed = False  # the exchange task or the shutdown failed: exit non-zero
         self.stopped = asyncio.Event()
 
@@ -214,9 +231,12 @@ class ExchangeServer:
 
     def _owner_done(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:  # e.g. the journal cannot be written
-            log.critical("the exchange task failed; shutting down", exc_info=task.exception())
-            self.failed = True
-            asyncio.get_running_loop().create_task(self.stop())
+            self._fail(task.exception())
+
+    def _fail(self, exc: BaseException | None) -> None:
+        log.critical("the exchange task failed; shutting down", exc_info=exc)
+        self.failed = True
+        asyncio.get_running_loop().create_task(self.stop())
 
     async def stop(self) -> None:
         """Close connections, apply what is queued, sync the journal, flush CSV."""
@@ -287,10 +307,11 @@ class ExchangeServer:
             for raw in ws.early:
                 on_message(raw)
             ws.early.clear()
-            ws.on_message = on_message
+            self._flush_dirty()
+            ws.on_message, ws.after_data = on_message, self._flush_dirty
             await ws.wait_closed()
         finally:
-            ws.on_message = None
+            ws.on_message = ws.after_data = None
             session.login_timer.cancel()
             session.close()
             trader = session.trader
@@ -335,6 +356,8 @@ class ExchangeServer:
                         session.login_timer.cancel()
                 else:
                     send(P.encode(P.Error(code=P.ErrorCode.NOT_LOGGED_IN, message="send login first", req=getattr(msg, "req", None))))
+            elif self._idle and inbox.empty():
+                self._apply_now(session, msg)  # type: ignore[arg-type]
             elif inbox.qsize() >= cfg.inbox_limit:
                 send(P.encode(P.Error(code=P.ErrorCode.OVERLOADED, message="the exchange is busy; retry", req=getattr(msg, "req", None))))
             else:
@@ -463,7 +486,9 @@ class ExchangeServer:
         journal = self.journal
         fsync = self.config.fsync == "batch"
         while True:
+            self._idle = journal is None
             batch = [await inbox.get()]
+            self._idle = False
             while len(batch) < MAX_BATCH and not inbox.empty():
                 batch.append(inbox.get_nowait())
             records: list[Record] = []
@@ -472,14 +497,8 @@ class ExchangeServer:
             for item in batch:
                 if item[0] == _STOP:
                     stop = True
-                    continue
-                try:
-                    self._process(item, records, deliveries)
-                except Exception:  # a bug in one request must not take the venue down
-                    log.exception("failed to process %r", item[:1])
-                    if item[0] == _TRADE:
-                        err = P.Error(code=P.ErrorCode.INTERNAL, message="internal error; logged", req=getattr(item[2], "req", None))
-                        deliveries.append(("direct", item[1], [P.encode(err)]))
+                else:
+                    self._process_guarded(item, records, deliveries)
             if records and journal is not None:
                 journal.append(records)
                 if fsync:
@@ -488,6 +507,40 @@ class ExchangeServer:
             self._deliver(deliveries)
             if stop:
                 return
+
+    def _apply_now(self, session: Session, msg: P.TradingRequest) -> None:
+        """The owner's work for a batch of one trading request, done as it is received while
+        the owner is idle (no journal, nothing queued): no task switch. The writes wait
+        for ``_flush_dirty``."""
+        venue, out, dirty = self.venue, Outbox(), self._dirty
+        self.batches += 1
+        try:
+            venue.handle(session.trader, msg, venue.stamp(time.time_ns()), out)  # type: ignore[arg-type]
+            failed = False
+        except Exception:  # a bug in one request must not take the venue down
+            log.exception("failed to process a request of trader %s", session.trader)
+            failed = True
+        try:
+            self._deliver_out(session, out, dirty)
+            if failed and session.send(_internal_error(msg), True):
+                dirty.append(session)
+        except Exception as exc:  # as if the owner had failed
+            self._fail(exc)
+
+    def _flush_dirty(self) -> None:
+        """Write what ``_apply_now`` queued (after all the messages a read brought)."""
+        if self._dirty:
+            dirty, self._dirty = self._dirty, []
+            for s in dirty:
+                s.flush()
+
+    def _process_guarded(self, item: tuple, records: list[Record], deliveries: list[tuple]) -> None:
+        try:
+            self._process(item, records, deliveries)
+        except Exception:  # a bug in one request must not take the venue down
+            log.exception("failed to process %r", item[:1])
+            if item[0] == _TRADE:
+                deliveries.append(("direct", item[1], [_internal_error(item[2])]))
 
     def _process(self, item: tuple, records: list[Record], deliveries: list[tuple]) -> None:
         venue = self.venue
@@ -524,31 +577,17 @@ class ExchangeServer:
         elif kind == _HEARTBEAT:
             deliveries.append(("public", None, P.encode(venue.heartbeat(ts))))
 
-    def _deliver(self, deliveries: Iterable[tuple]) -> None:
-        """Queue every message of the batch, then write each trading connection's at once."""
-        sessions, subscribers, encode = self.sessions, self.subscribers, P.encode
-        dirty: list[Session] = []
+    def _deliver(self, deliveries: Iterable[tuple], dirty: list[FrameWriter] | None = None) -> None:
+        """Queue every message of the batch, then write each trading connection's at once,
+        or, given ``dirty``, add the connections to write to it (the caller writes them)."""
+        subscribers = self.subscribers
+        now = dirty is None
+        if dirty is None:
+            dirty = []
         try:
             for tag, target, payload in deliveries:
                 if tag == "out":
-                    out: Outbox = payload
-                    if target is not None:  # None: a disconnect's mass cancel, nobody to answer
-                        for m in out.replies:
-                            if target.send(encode(m), True):
-                                dirty.append(target)
-                    for trader, m in out.private:
-                        mine = sessions.get(trader)
-                        if mine:
-                            data = encode(m)
-                            for s in mine:
-                                if s.send(data, True):
-                                    dirty.append(s)
-                    for symbol, m in out.public:
-                        data = encode(m)
-                        for sub in subscribers:
-                            sub.push(data, symbol)
-                    if out.log and self.csv is not None:
-                        self.csv.add(out.log)
+                    self._deliver_out(target, payload, dirty)
                 elif tag == "public":
                     for sub in subscribers:
                         sub.push(payload, None)
@@ -567,8 +606,40 @@ class ExchangeServer:
                     for data in payload:
                         target.control(data)
         finally:  # written even if a delivery failed: a queue marked due must be written
-            for s in dirty:
-                s.flush()
+            if now:
+                for s in dirty:
+                    s.flush()
+
+    def _deliver_out(self, target: Session | None, out: Outbox, dirty: list[FrameWriter]) -> None:
+        """Queue what one venue call produced: replies to ``target`` (None: nobody asked),
+        private messages to their traders' connections, market data to subscribers."""
+        encode = P.encode
+        if target is not None:
+            for m in out.replies:
+                if target.send(encode(m), True):
+                    dirty.append(target)
+        if out.private:
+            sessions = self.sessions
+            for trader, m in out.private:
+                mine = sessions.get(trader)
+                if mine:
+                    data = encode(m)
+                    for s in mine:
+                        if s.send(data, True):
+                            dirty.append(s)
+        subscribers = self.subscribers
+        if subscribers:  # nothing to encode for nobody
+            for symbol, m in out.public:
+                data = encode(m)
+                for sub in subscribers:
+                    if sub.push(data, symbol, True):
+                        dirty.append(sub)
+        if out.log and self.csv is not None:
+            self.csv.add(out.log)
+
+
+def _internal_error(msg: object) -> bytes:
+    return P.encode(P.Error(code=P.ErrorCode.INTERNAL, message="internal error; logged", req=getattr(msg, "req", None)))
 
 
 # ---- command line ----------------------------------------------------------------------------
