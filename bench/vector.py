@@ -5,6 +5,8 @@
     python -m bench.vector --json          # last stdout line: one JSON object
     python -m bench.vector --compile       # the torch.compile'd step (book and env); compile time reported
     python -m bench.vector --dtype int64,int32   # book state dtypes (BookParams.dtype), each timed in every repeat
+    python -m bench.vector --native-threads 1,2  # the C kernel's thread counts (default 1 and --threads)
+    python -m bench.vector --no-native           # skip the C kernel (vector.native)
 
 Workload ("small-book stream"): ``bench.stream.generate_stream`` with ``target_live=16``
 (about 8 live orders per side instead of 2,000) and ``passive_ticks=3``, ``--steps``
@@ -26,6 +28,13 @@ both counting one message per command. With several ``--dtype`` values every rep
 each of them back to back (the rows of ``batches`` carry their ``dtype``; the headline
 ``ratio_b4096_msgs`` is the first dtype's), so they compare under the same machine load.
 
+On CPU, where ``vector.native`` can be built (a C compiler), every repeat also times the C
+kernel ``native_step`` right after the torch step on the same commands, for each B, dtype
+and ``--native-threads`` count, and checks the same volume: rows under ``native`` in the
+JSON (``batches`` keeps the torch step's), headline ``native_ratio_b4096_msgs`` and
+``native_msgs_per_s_b4096`` (first dtype, ``--threads`` threads); ``native`` is an empty
+list and the headlines None where it is skipped or cannot be built (``native_skipped`` says why).
+
 Then (unless ``--no-env``) ``bench.vector_env`` measures the vectorised ``Trading-v0`` at the
 same batch sizes against the scalar env in the same process; its figures go under ``env``
 in the JSON, and ``ratio_b4096_env``, ``env_steps_per_s_b4096`` and ``msgs_per_step`` (book
@@ -35,6 +44,7 @@ messages per env step, every participant counted) come from it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -50,6 +60,7 @@ from bench.engine import machine_info, pro_rata_spec
 from bench.vector_env import tune_malloc
 from bench.stream import DEFAULT_SEED, generate_stream
 from exchange import Fill, MatchingEngine, Rejected, nyse
+from vector import native
 from vector.book import DTYPES, BookParams, Commands, Status, init, step_fn
 
 BATCHES = (1, 64, 1024, 4096)
@@ -124,7 +135,10 @@ def benchmark(
     console: Console | None = None,
     compile: bool = False,
     dtypes: tuple[str, ...] = ("int64",),
+    native_threads: tuple[int, ...] | None = (),
 ) -> dict:
+    """Time the scalar engine, the torch step and (``native_threads``: thread counts, empty
+    to skip) the C kernel in the same process; return the JSON result (module docstring)."""
     if threads is not None:
         torch.set_num_threads(threads)
     if batches is None:
@@ -145,8 +159,20 @@ def benchmark(
                 run_vector(params[d], per_batch[b, d][:1], b, device, fn)
                 compile_s[b, d] = round(time.perf_counter() - t0, 1)
                 say(f"compiled the step for B={b} {d} in {compile_s[b, d]} s (not timed)")
+    native_skipped = None
+    if native_threads and device != "cpu":
+        native_skipped, native_threads = f"device {device}: the C kernel is CPU only", ()
+    elif native_threads and not native.available():
+        try:
+            native.library()
+        except native.NativeUnavailable as e:
+            native_skipped, native_threads = str(e).splitlines()[0], ()
+    elif not native_threads:
+        native_skipped = "not asked for"
+    native_threads = tuple(native_threads or ())
     scalar_runs: list[float] = []
     vector_runs: dict[tuple[int, str], list[float]] = {(b, d): [] for b in batches for d in dtypes}
+    native_runs: dict[tuple[int, str, int], list[float]] = {(b, d, t): [] for b in batches for d in dtypes for t in native_threads}
     volumes: list[int] = []
     for r in range(repeats):
         dt, volumes, scalar_rejected = run_scalar(streams, spec)
@@ -161,6 +187,13 @@ def benchmark(
                     raise AssertionError(f"B={b} {d}: {refused} capacity refusals; raise --capacity")
                 vector_runs[b, d].append(b * steps / dt)
                 say(f"repeat {r + 1}/{repeats}  B={b:>6,} {d}  {b * steps / dt:>12,.0f} msgs/s")
+                for t in native_threads:
+                    fn_native = functools.partial(native.native_step, threads=t)
+                    dt, total, refused = run_vector(params[d], per_batch[b, d], b, device, fn_native)
+                    if total != expected or refused:
+                        raise AssertionError(f"B={b} {d} native: traded {total} lots (engine {expected}), {refused} refusals")
+                    native_runs[b, d, t].append(b * steps / dt)
+                    say(f"repeat {r + 1}/{repeats}  B={b:>6,} {d}  native {t} thread(s)  {b * steps / dt:>12,.0f} msgs/s")
     scalar = statistics.median(scalar_runs)
     rows = []
     for b in batches:
@@ -180,6 +213,24 @@ def benchmark(
                 }
             )
     by_b = {row["batch"]: row for row in rows if row["dtype"] == dtypes[0]}
+    native_rows = []
+    for (b, d, t), rates in native_runs.items():
+        med = statistics.median(rates)
+        native_rows.append(
+            {
+                "batch": b,
+                "dtype": d,
+                "threads": t,
+                "msgs_per_s": round(med),
+                "min_msgs_per_s": round(min(rates)),
+                "max_msgs_per_s": round(max(rates)),
+                "step_us": round(b / med * 1e6, 1),
+                "ratio_vs_scalar": round(med / scalar, 3),
+                "ratio_vs_torch": round(med / statistics.median(vector_runs[b, d]), 3),
+            }
+        )
+    head_threads = threads if threads in native_threads else (native_threads[-1] if native_threads else None)
+    native_b = {row["batch"]: row for row in native_rows if row["dtype"] == dtypes[0] and row["threads"] == head_threads}
     return {
         "workload": "small-book stream (bench.stream, target_live=16, passive_ticks=3)",
         "rule": rule,
@@ -205,6 +256,11 @@ def benchmark(
         "msgs_per_step": None,  # the vectorised env's figures: filled in by main() from bench.vector_env
         "ratio_b4096_env": None,
         "env_steps_per_s_b4096": None,
+        "native": native_rows,  # the C kernel (vector.native), same commands and repeats
+        "native_skipped": native_skipped,
+        "native_threads": head_threads,  # the threads of the native headlines
+        "native_ratio_b4096_msgs": native_b[4096]["ratio_vs_scalar"] if 4096 in native_b else None,
+        "native_msgs_per_s_b4096": native_b[4096]["msgs_per_s"] if 4096 in native_b else None,
         "machine": machine_info(),
     }
 
@@ -240,6 +296,25 @@ def render(result: dict, console: Console) -> None:
         console.print(
             f"target at B=4096: >= 10x the scalar engine; measured {result['ratio_b4096_msgs']:.2f}x ({result['dtypes'][0]})"
         )
+    if result.get("native"):
+        table = Table(title=f"the C kernel (vector.native): aggregate msgs/s, median of {result['repeats']}, same run")
+        for col in ("B", "dtype", "threads", "msgs/s", "min", "max", "µs/step", "vs scalar", "vs torch"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for row in result["native"]:
+            r = row["ratio_vs_scalar"]
+            style = "green" if r >= 10 else "yellow" if r >= 1 else "red"
+            table.add_row(
+                f"{row['batch']:,}", row["dtype"], str(row["threads"]), f"{row['msgs_per_s']:,}", f"{row['min_msgs_per_s']:,}",
+                f"{row['max_msgs_per_s']:,}", f"{row['step_us']:,.0f}", f"[{style}]{r:.2f}x[/{style}]", f"{row['ratio_vs_torch']:.2f}x",
+            )
+        console.print(table)
+        if result["native_ratio_b4096_msgs"] is not None:
+            console.print(
+                f"C kernel at B=4096 ({result['dtypes'][0]}, {result['native_threads']} threads): "
+                f"{result['native_ratio_b4096_msgs']:.2f}x the scalar engine"
+            )
+    elif result.get("native_skipped"):
+        console.print(f"C kernel not timed: {result['native_skipped']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="end the output with one JSON line")
     p.add_argument("--no-env", action="store_true", help="book figures only (skip bench.vector_env)")
     p.add_argument("--compile", action="store_true", help="time vector.book.compiled_step() (torch.compile) instead of the eager step")
+    p.add_argument("--native-threads", default=None, help="comma-separated thread counts of the C kernel (default: 1 and --threads)")
+    p.add_argument("--no-native", action="store_true", help="skip the C kernel (vector.native)")
     p.add_argument(
         "--dtype", default="int64",
         help="comma-separated book state dtypes, BookParams.dtype: int64 (default), int32 (half the memory traffic, "
@@ -263,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     dtypes = tuple(d.strip() for d in args.dtype.split(","))
+    if args.no_native:
+        native_threads: tuple[int, ...] = ()
+    elif args.native_threads:
+        native_threads = tuple(int(t) for t in args.native_threads.split(","))
+    else:
+        native_threads = tuple(dict.fromkeys((1, args.threads)))
     for d in dtypes:
         if d not in DTYPES:
             p.error(f"--dtype: {d!r} is not one of {sorted(DTYPES)}")
@@ -275,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     result = benchmark(
         steps, n_streams, args.capacity, repeats, batches, args.rule, args.device, args.threads, console=console,
-        compile=args.compile, dtypes=dtypes,
+        compile=args.compile, dtypes=dtypes, native_threads=native_threads,
     )
     render(result, console)
     if not args.no_env:  # the vectorised env on the same batch sizes, with its own scalar-env baseline

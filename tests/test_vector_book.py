@@ -461,6 +461,11 @@ def test_misuse_is_invalid_and_changes_nothing() -> None:
         new_state, out = step(state, params, cmd)
         assert out.status.item() == Status.INVALID, field
         assert state_hashes(new_state) == state_hashes(state)
+    # a cancel of an order its trader owns, refused for a field out of range, leaves it standing
+    cancel = Commands.cancel(torch.tensor([1]), trader=1)
+    new_state, out = step(state, params, dataclasses.replace(cancel, price=torch.tensor([1 << 62])))
+    assert out.status.item() == Status.INVALID and out.cancelled.item() == 0
+    assert state_hashes(new_state) == state_hashes(state)
 
 
 def test_day_and_stops_are_refused_as_unsupported() -> None:
@@ -503,6 +508,14 @@ def test_int32_params_refuse_what_would_overflow() -> None:
     BookParams(capacity=64, max_qty=1 << 25)  # fine in int64
     with pytest.raises(ValueError, match="protection_ticks x tick"):
         BookParams(capacity=8, tick=1 << 20, protection_ticks=1 << 10, dtype="int32")
+
+
+def test_pro_rata_params_refuse_quantities_whose_shares_would_overflow() -> None:
+    spec = cme(tick=1, market_as_protected=False)
+    BookParams.from_spec(dataclasses.replace(spec, max_qty=3_000_000_000), 4)  # 9e18 < 2**63
+    with pytest.raises(ValueError, match="max_qty"):
+        BookParams.from_spec(dataclasses.replace(spec, max_qty=3_100_000_000), 4)
+    BookParams.from_spec(dataclasses.replace(nyse(), max_qty=3_100_000_000), 4)  # FIFO multiplies nothing
 
 
 def test_int32_commands_refuse_numbers_they_cannot_hold() -> None:

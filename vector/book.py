@@ -191,6 +191,8 @@ class BookParams:
         sums, protect = (31, 30) if self.dtype == "int32" else (62, 62)
         if self.capacity * self.max_qty >= 1 << sums:
             raise ValueError(f"capacity x max_qty must stay below 2**{sums} with dtype {self.dtype} (quantity sums)")
+        if self.rule == "pro_rata" and self.max_qty * self.max_qty >= 1 << 63:
+            raise ValueError("max_qty**2 must stay below 2**63 with rule pro_rata (shares are quantity x lots in int64)")
         if self.protection_ticks * self.tick >= 1 << protect:
             raise ValueError(f"protection_ticks x tick must stay below 2**{protect} with dtype {self.dtype}")
         if not set(self.order_types) <= set(_SUPPORTED_TYPES) or not set(self.tifs) <= set(_SUPPORTED_TIFS):
@@ -649,7 +651,7 @@ def _step(
     # ``j - (inserted before j)`` and the new order sits at ``pos``. As one index into a
     # book's two rows, so each field is one gather and one where over [B, 2, N].
     gone = ((fill == cq) & cross).sum(1, keepdim=True)  # [B, 1] filled orders (a prefix)
-    kill = (cancel & owned).view(B, 1)
+    kill = (cancel & owned & ~refused).view(B, 1)  # a refused cancel (INVALID) changes nothing
     kill_at = hit_slot.view(B, 1)
     w_src = slot + gone + (kill & (slot >= kill_at))  # [B, N]
     w_empty = w_src >= N
@@ -738,8 +740,15 @@ def compiled_step(fullgraph: bool = True):
     return fn
 
 
-def step_fn(compile: bool = False):
-    """``compiled_step()`` if ``compile``, else ``step``."""
+def step_fn(compile: bool = False, native: bool = False):
+    """``compiled_step()`` if ``compile``, ``vector.native.native_step`` (the C kernel, CPU
+    only, built on first use) if ``native``, else ``step``."""
+    if compile and native:
+        raise ValueError("step_fn: choose one of compile and native")
+    if native:
+        from vector.native import native_step  # (imported here: it imports this module)
+
+        return native_step
     return compiled_step() if compile else step
 
 
