@@ -624,6 +624,18 @@ def test_compiled_step_equals_engine(compiled, rule: str, dtype: str) -> None:
     assert run_differential(spec, 8, streams, 150, step=compiled, dtype=dtype) == 8 * 150
 
 
+def test_compiled_step_sets_the_overflow_flag(compiled) -> None:
+    """A CAPACITY refusal sets the sticky flag in the compiled step as in the eager one."""
+    params = BookParams.from_spec(nyse(), 4)
+    state = init(params, 2)
+    for i in range(4):
+        state, _ = step(state, params, Commands.new(torch.tensor([i + 1, i + 1]), 1, -1, 1, torch.tensor([100 + i] * 2)))
+    cmd = Commands.new(torch.tensor([9, 9]), 2, -1, 1, torch.tensor([200, 50]))  # a fifth ask, last or first: the row is full
+    (a, out_a), (b, out_b) = step(state, params, cmd), compiled(state, params, cmd)
+    assert out_a.status.tolist() == out_b.status.tolist() == [Status.CAPACITY, Status.CAPACITY]
+    assert a.overflow.tolist() == b.overflow.tolist() == [True, True]
+
+
 def test_compiled_step_reads_each_params_own_rules(compiled) -> None:
     """Two ``BookParams`` that differ only in the order types they accept: the compiled step
     serves each its own (regression: the accepted-type table was a lookup traced into the

@@ -705,7 +705,7 @@ def _step(
         owner=owner2,
         top=top,
         last_price=last_price,
-        overflow=state.overflow | (status == Status.CAPACITY),
+        overflow=state.overflow | (status == int(Status.CAPACITY)),
     )
     return new_state, out
 
