@@ -4,6 +4,7 @@ against the scalar ``exchange/Trading-v0`` measured in the same run.
     python -m bench.vector_env                    # B = 1, 64, 1024, 4096 (+16384 on a GPU), 3 repeats
     python -m bench.vector_env --quick --json     # a smoke run
     python -m bench.vector_env --compile          # VectorTradingEnv(compile=True)
+    python -m bench.vector_env --dtype int64      # int64 books (default: the env's, int32 where it fits)
 
 Workload ``light`` on both sides: the scalar env with ``background="flow"`` (``envs.flow``:
 the scalar twin of ``vector.background.LIGHT``, the same noise traders and
@@ -63,12 +64,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_vector_env(batch: int, steps: int, device: str, seed: int, capacity: int = 32, compile: bool = False) -> dict[str, float]:
+def measure_vector_env(
+    batch: int, steps: int, device: str, seed: int, capacity: int = 32, compile: bool = False, dtype: str | None = None
+) -> dict[str, float]:
     """Env steps/s of ``VectorTradingEnv(batch)`` (light background) with random actions."""
     from vector.env import VectorTradingEnv
 
     dev = torch.device(device)
-    env = VectorTradingEnv(batch, device=dev, capacity=capacity, compile=compile)
+    env = VectorTradingEnv(batch, device=dev, capacity=capacity, compile=compile, dtype=dtype)
     gen = torch.Generator(device=dev).manual_seed(seed)
     nvec = torch.tensor(env.params.nvec(), device=dev)
     pool = [(torch.rand((batch, len(nvec)), generator=gen, device=dev) * nvec).long() for _ in range(16)]
@@ -96,6 +99,7 @@ def measure_vector_env(batch: int, steps: int, device: str, seed: int, capacity:
         "trades_per_step": int(trades) / n,
         "book_msgs_per_s": int(msgs) / seconds,
         "overflowed_books": int(env.state.book.overflow.sum()),
+        "dtype": env.params.book.dtype,
     }
 
 
@@ -114,7 +118,7 @@ def steps_for(batch: int, budget: int) -> int:
 
 def benchmark(
     batches: tuple[int, ...], device: str, repeats: int, budget: int, scalar_steps: int, seed: int, capacity: int, console: Console,
-    compile: bool = False,
+    compile: bool = False, dtype: str | None = None,
 ) -> dict[str, Any]:
     scalar: list[dict[str, float]] = []
     scripted: list[dict[str, float]] = []
@@ -122,7 +126,7 @@ def benchmark(
     compile_s: dict[str, float] = {}
     for b in batches:  # untimed: the first run at a new size pays glibc malloc's mmap/trim warm-up (tens of x), and compiles
         t0 = time.perf_counter()
-        measure_vector_env(b, 5, device, seed, capacity, compile)
+        measure_vector_env(b, 5, device, seed, capacity, compile, dtype)
         compile_s[str(b)] = round(time.perf_counter() - t0, 1)
     for r in range(repeats):
         scalar.append(measure_scalar_env(scalar_steps, seed))
@@ -130,7 +134,7 @@ def benchmark(
         console.log(f"repeat {r + 1}/{repeats}: scalar {scalar[-1]['steps_per_s']:,.0f} steps/s "
                     f"(scripted background {scripted[-1]['steps_per_s']:,.0f})")
         for b in batches:
-            runs[b].append(measure_vector_env(b, steps_for(b, budget), device, seed + r, capacity, compile))
+            runs[b].append(measure_vector_env(b, steps_for(b, budget), device, seed + r, capacity, compile, dtype))
             console.log(f"  B={b}: {runs[b][-1]['env_steps_per_s']:,.0f} env steps/s")
     base = statistics.median(s["steps_per_s"] for s in scalar)
     base_scripted = statistics.median(s["steps_per_s"] for s in scripted)
@@ -157,6 +161,7 @@ def benchmark(
         "device": str(torch.device(device)) if torch.device(device).type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
         "compile": compile,
+        "dtype": runs[batches[0]][0]["dtype"],  # the books' (the env's choice unless --dtype)
         "capacity": capacity,
         "repeats": repeats,
         "scalar_env_background": "flow",
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a smoke run: B = 1, 64; 1 repeat; tiny budgets")
     p.add_argument("--compile", action="store_true", help="the env with compile=True (torch.compile'd book step)")
+    p.add_argument("--dtype", choices=("int64", "int32"), default=None, help="the books' dtype (default: the env's own choice)")
     p.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -213,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         batches, args.repeats, args.budget, args.scalar_steps = args.batches or (1, 64), 1, 640, 300
     console = Console(stderr=args.json)
-    result = benchmark(batches, args.device, args.repeats, args.budget, args.scalar_steps, args.seed, args.capacity, console, args.compile)
+    result = benchmark(
+        batches, args.device, args.repeats, args.budget, args.scalar_steps, args.seed, args.capacity, console, args.compile, args.dtype
+    )
     result["malloc_tuned"] = malloc_tuned
     render(result, console)
     if args.json:

@@ -29,6 +29,8 @@ from exchange.commands import MassCancel
 from vector import book as vb
 from vector.background import BackgroundParams
 from vector.env import (
+    EnvParams,
+    VectorMarketMakingEnv,
     VectorMultiTradingEnv,
     VectorTradingEnv,
     _begin,
@@ -386,6 +388,52 @@ def test_compiled_book_equals_eager() -> None:
         actions = random_actions(eager, 40, 5)
         assert_same(run(eager, 9, actions), run(comp, 9, actions))
         assert state_hashes(eager.state.book) == state_hashes(comp.state.book)
+
+
+# ---- int32 books ---------------------------------------------------------------------------------------
+INT32_ENVS = [
+    lambda **kw: VectorTradingEnv(8, horizon_steps=25, **kw),
+    lambda **kw: VectorTradingEnv(8, horizon_steps=25, preset="cme", capacity=8, **kw),  # pro rata, full books
+    lambda **kw: VectorMarketMakingEnv(8, horizon_steps=25, **kw),
+    lambda **kw: VectorMultiTradingEnv(8, n_agents=3, horizon_steps=25, **kw),
+]
+
+
+@pytest.mark.parametrize("make", INT32_ENVS)
+def test_int32_book_gives_the_int64_trajectories(make) -> None:
+    """The same observations, rewards, truncations, messages, trades, rejections, overflow
+    flags and accounts, step for step across auto-resets, and the same books (by
+    ``state_hash``); the int32 book's state stays int32."""
+    wide, narrow = make(dtype="int64"), make(dtype="int32")
+    assert narrow.state is None and narrow.params.book.dtype == "int32" and wide.params.book.dtype == "int64"
+    actions = random_actions(wide, 60, 3)
+    for env in (wide, narrow):
+        env.reset(seed=5)
+    for a in actions:
+        (o1, r1, _, d1, i1), (o2, r2, _, d2, i2) = wide.step(a), narrow.step(a)
+        assert torch.equal(o1, o2) and torch.equal(r1, r2) and torch.equal(d1, d2)
+        for k in ("messages", "trades", "rejected", "overflow", "final_obs"):
+            assert torch.equal(i1[k], i2[k]), k
+        assert torch.equal(wide.state.acct, narrow.state.acct)
+        assert state_hashes(wide.state.book) == state_hashes(narrow.state.book)
+    assert narrow.state.book.qty.dtype == narrow.state.book.order_id.dtype == torch.int32
+
+
+def test_int32_is_the_default_where_the_env_fits_it() -> None:
+    """``dtype=None`` picks int32 where every order id and price of an episode fits it, else
+    int64; asking for int32 where they may not fit is an error."""
+    assert EnvParams.make().book.dtype == "int32"
+    assert EnvParams.make(dtype="int64").book.dtype == "int64"
+    long_run = TradingConfig(horizon_steps=1 << 25)  # order ids (t << 6) + round reach 2**31
+    assert EnvParams.make(long_run).book.dtype == "int64"
+    dear = TradingConfig(reference_price=(1 << 30) - 10_000)  # prices could climb past 2**30 - 2
+    assert EnvParams.make(dear).book.dtype == "int64"
+    assert EnvParams.make(capacity=4096).book.dtype == "int64"  # capacity x max_qty (1e6 lots) passes 2**31
+    for cfg in (long_run, dear):
+        with pytest.raises(ValueError, match="int32"):
+            EnvParams.make(cfg, dtype="int32")
+    p = EnvParams.make()
+    assert p.max_order_id() < 1 << 31 and p.max_price() <= vb.MAX_PRICE_32
 
 
 # ---- SB3 adapter ----------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ reported in ``info``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
@@ -80,11 +81,12 @@ class EnvParams:
     ``config``: the scalar env's ``TradingConfig`` (market preset, action and observation
     layout, risk limits, reward); its ``background`` must be None (the vector background is
     ``background``). ``book``: the vector book (``BookParams.from_spec`` of the preset with
-    ``capacity`` slots per side). ``n_learners``: learners per book. ``variant``: the
-    learners' action scheme, ``"trading"`` (``Trading-v0``'s orders) or ``"market_making"``
-    (``MarketMaking-v0``'s bid and ask quotes; one learner). The pure functions always
-    produce the flat observation layout; ``config.obs_type`` only tells the gymnasium
-    classes to split it into the ``Dict`` variant.
+    ``capacity`` slots per side, int32 or int64 state, see ``make``). ``n_learners``:
+    learners per book. ``variant``: the learners' action scheme, ``"trading"``
+    (``Trading-v0``'s orders) or ``"market_making"`` (``MarketMaking-v0``'s bid and ask
+    quotes; one learner). The pure functions always produce the flat observation layout;
+    ``config.obs_type`` only tells the gymnasium classes to split it into the ``Dict``
+    variant.
     """
 
     config: TradingConfig
@@ -101,7 +103,11 @@ class EnvParams:
         capacity: int = 32,
         n_learners: int = 1,
         variant: str = TRADING,
+        dtype: str | None = None,
     ) -> EnvParams:
+        """The parameters, checked. ``dtype``: the book's state dtype, ``"int64"`` or ``"int32"``
+        (ValueError where the env's numbers could leave int32, ``fits_int32``); None picks
+        int32 where they fit (faster, same trajectories bit for bit), else int64."""
         cfg = config if config is not None else TradingConfig()
         if cfg.background is not None:
             raise ValueError("the vector envs use vector.background; leave TradingConfig.background None")
@@ -115,7 +121,16 @@ class EnvParams:
         if 2 * background.warm_levels >= 1 << _ROUND_BITS or background.warm_levels > capacity:
             raise ValueError("warm_levels too large for the book")
         spec = PRESETS[cfg.preset](cfg.symbol)
-        return cls(cfg, BookParams.from_spec(spec, capacity), background, n_learners, variant)
+        p = cls(cfg, BookParams.from_spec(spec, capacity), background, n_learners, variant)
+        fits = p.fits_int32()
+        if dtype is None:
+            dtype = "int32" if fits else "int64"
+        if dtype == "int32" and not fits:
+            raise ValueError(
+                f"an int32 book cannot hold this env's numbers (highest order id {p.max_order_id()}, highest price "
+                f"{p.max_price()}, capacity x max_qty {p.book.capacity * p.book.max_qty}); use dtype='int64'"
+            )
+        return replace(p, book=replace(p.book, dtype=dtype))
 
     @property
     def n_owners(self) -> int:
@@ -135,6 +150,30 @@ class EnvParams:
         """Book steps of the learners per env step (round codes ``0..learner_rounds-1``): one
         order each, or a bid and an ask each in the market-making variant."""
         return self.n_learners * (2 if self.variant == MARKET_MAKING else 1)
+
+    def max_order_id(self) -> int:
+        """The highest order id an episode can give: ``(t << _ROUND_BITS) + round`` with
+        ``t <= horizon_steps`` (the counter restarts with every episode, as the book does)."""
+        return (self.config.horizon_steps << _ROUND_BITS) + (1 << _ROUND_BITS) - 1
+
+    def max_price(self) -> int:
+        """A bound on any price an episode can send or rest (price units): every order is
+        priced at most ``reach`` ticks past the highest price on the book (or the reference),
+        so that bound grows by at most ``reach`` ticks per book step."""
+        cfg, bg, tick = self.config, self.background, self.book.tick
+        learner = cfg.n_offsets if self.variant == MARKET_MAKING else cfg.max_offset
+        maker = math.ceil(bg.skew * bg.max_inventory + bg.spread / 2) + bg.min_spread_ticks if bg.market_maker else 0
+        reach = max(learner, bg.depth_ticks, maker) + 1  # (+1: rounding to the tick)
+        rounds = self.learner_rounds + int(bg.market_maker) + bg.noise_rounds
+        return (-(-cfg.reference // tick) + 1 + cfg.horizon_steps * rounds * reach) * tick
+
+    def fits_int32(self) -> bool:
+        """Whether every order id, price and quantity sum of an episode fits an int32 book."""
+        try:
+            replace(self.book, dtype="int32")  # (BookParams checks its quantity sums)
+        except ValueError:
+            return False
+        return self.max_order_id() < (1 << 31) - 1 and self.max_price() <= vb.MAX_PRICE_32  # (int32 max: a sentinel)
 
     @property
     def n_actions(self) -> int:
@@ -204,7 +243,7 @@ class Consts:
         # the ladder an episode starts from: warm_levels noise orders each side, one per tick
         W, C = bg.warm_levels, bp.capacity
         price = torch.zeros((1, 2, C), **i32)
-        price[:, ASK] = vb.EMPTY_ASK
+        price[:, ASK] = bp.empty_ask
         oid = torch.zeros((1, 2, C), **i32)
         owner = torch.zeros((1, 2, C), **i32)
         ref_tick = round(cfg.reference / bp.tick)
@@ -258,9 +297,11 @@ def _slots(B: int, R: int, N: int, device: torch.device) -> Tensor:
 
 
 def _empty_price(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The prices of an empty bid and an empty ask slot, ``[1, 2, 1]``, in the book's dtype."""
     t = _EMPTY_PRICE.get((device, dtype))
     if t is None:
-        t = _EMPTY_PRICE[(device, dtype)] = torch.tensor([0, vb.EMPTY_ASK], dtype=dtype, device=device).view(1, 2, 1)
+        empty_ask = vb.EMPTY_ASK_32 if dtype == torch.int32 else vb.EMPTY_ASK
+        t = _EMPTY_PRICE[(device, dtype)] = torch.tensor([0, empty_ask], dtype=dtype, device=device).view(1, 2, 1)
     return t
 
 
@@ -424,10 +465,7 @@ def step_state(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> tuple[En
     """
     bp, R = p.book, p.background.noise_rounds
     book_step = vb.compiled_step() if c.compile else vb.step  # (looked up per call: tests record vb.step)
-    # with compile, the book transition, each noise round's command and phases 4-5 run compiled;
-    # phase 1 stays eager (compiled it saved about 7 of 25 ms a step at B=4096 on a 2-core CPU,
-    # for 35 s more of compiling)
-    book, orders, noise, messages, rejected = _cancel_and_decide(p, c, s, action)
+    book, orders, noise, messages, rejected = c.piece(_cancel_and_decide)(p, c, s, action)
     outs: list[tuple[vb.StepOut, Tensor, Tensor]] = []  # (out, taker, side)
     for cmd in orders:  # the learners' orders, then the maker's quote
         book, out = book_step(book, bp, cmd)
@@ -773,11 +811,12 @@ def apply_fills(acct: Tensor, outs: list[tuple[vb.StepOut, Tensor, Tensor]]) -> 
     got = torch.zeros((2, R, B, O), dtype=DTYPE, device=acct.device)  # lots and notional each maker traded, per round
     trades = torch.zeros(B, dtype=DTYPE, device=acct.device)
     for r, (out, _, _) in enumerate(outs):
-        got[0, r].scatter_add_(1, out.fill_maker_owner, out.fill_qty)
-        got[1, r].scatter_add_(1, out.fill_maker_owner, out.fill_qty * out.fill_price)
+        maker, lots = out.fill_maker_owner.long(), out.fill_qty.long()  # (an int32 book: lots x price can pass int32)
+        got[0, r].scatter_add_(1, maker, lots)
+        got[1, r].scatter_add_(1, maker, lots * out.fill_price)
         trades = trades + torch.count_nonzero(out.fill_qty, 1)
     side = torch.stack([sd for _, _, sd in outs]).view(1, R, B, 1)
-    takers = torch.stack([tr for _, tr, _ in outs], 1)  # [B, R]
+    takers = torch.stack([tr for _, tr, _ in outs], 1).long()  # [B, R]
     got = got * side  # signed by the taker's side
     taken = got.sum(3)  # [2, R, B]: the taker's signed lots and notional
     makers = got.sum(1)  # [2, B, O]
@@ -865,12 +904,14 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
     ## Arguments
 
     ``VectorTradingEnv(num_envs, config=None, background=LIGHT, capacity=32,
-    device="cpu", compile=False, **overrides)``: ``config`` a ``TradingConfig`` whose
+    device="cpu", compile=False, dtype=None, **overrides)``: ``config`` a ``TradingConfig`` whose
     fields ``overrides`` replace; ``background`` a ``vector.background.BackgroundParams``;
     ``capacity`` order slots per side of each book; ``compile`` runs the book transition
-    through ``vector.book.compiled_step()`` and each noise round's command and the
-    accounting, observation and auto-reset phase through ``torch.compile`` (same results;
-    the first step compiles, about 35 s cold on a 2-core CPU, seconds from inductor's cache).
+    through ``vector.book.compiled_step()`` and every other phase of the step through
+    ``torch.compile`` (same results; the first step compiles, about a minute cold on a
+    2-core CPU, seconds from inductor's cache); ``dtype`` the books' state dtype (``EnvParams.make``:
+    int32 where the env's order ids and prices fit, the default, else int64; the same
+    trajectories either way).
     ``reset(seed=s)`` seeds env ``i`` with ``s + i``: an env's trajectory depends only on
     its own seed and actions.
 
@@ -891,12 +932,13 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
         capacity: int = 32,
         device: torch.device | str = "cpu",
         compile: bool = False,
+        dtype: str | None = None,
         **overrides: Any,
     ) -> None:
         cfg = config if config is not None else TradingConfig()
         if overrides:
             cfg = replace(cfg, **overrides)
-        self.params = EnvParams.make(cfg, background, capacity, self.n_learners, self.variant)
+        self.params = EnvParams.make(cfg, background, capacity, self.n_learners, self.variant, dtype)
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.consts = Consts(self.params, num_envs, self.device, compile)
