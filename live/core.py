@@ -55,7 +55,7 @@ class Record(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     client_id: int | None = None
 
 
-class Outbox:
+class Outbox(msgspec.Struct):
     """What one or more calls produced, in order.
 
     ``records``: to journal before anything else leaves. ``private``: (trader, message).
@@ -64,26 +64,20 @@ class Outbox:
     ``log``: (ts, symbol, events) per engine call, the simulator's log format (CSV).
     """
 
-    __slots__ = ("records", "private", "replies", "public", "log")
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self.private: list[tuple[int, P.ServerMessage]] = []
-        self.replies: list[P.ServerMessage] = []
-        self.public: list[tuple[str | None, P.ServerMessage]] = []
-        self.log: list[tuple[int, str, list]] = []
+    records: list[Record] = msgspec.field(default_factory=list)
+    private: list[tuple[int, P.ServerMessage]] = msgspec.field(default_factory=list)
+    replies: list[P.ServerMessage] = msgspec.field(default_factory=list)
+    public: list[tuple[str | None, P.ServerMessage]] = msgspec.field(default_factory=list)
+    log: list[tuple[int, str, list]] = msgspec.field(default_factory=list)
 
 
-class _Order:
+class _Order(msgspec.Struct, gc=False):
     """A live order's owner, symbol, side and client id (the engine holds the rest)."""
 
-    __slots__ = ("trader", "symbol", "side", "client_id")
-
-    def __init__(self, trader: int, symbol: str, side: int, client_id: int | None) -> None:
-        self.trader = trader
-        self.symbol = symbol
-        self.side = side
-        self.client_id = client_id
+    trader: int
+    symbol: str
+    side: int
+    client_id: int | None
 
 
 def instrument_info(spec: InstrumentSpec) -> P.Instrument:
@@ -126,8 +120,6 @@ class LiveVenue:
         self.last_ts = 0
         self.perf_seq = 0
         self.dirty = True  # changed since the last performance snapshot
-        self._reply: tuple[int, int, int | None] | None = None  # (trader, order id, req) awaiting its reply
-        self._cmd_client: tuple[int, int | None] | None = None  # (order id, client id) of the NewOrder applied
 
     # ---- clock and authentication ---------------------------------------------------------------
     def stamp(self, wall_ns: int) -> int:
@@ -151,20 +143,17 @@ class LiveVenue:
         if t is P.NewOrderRequest:
             self._new_order(trader, msg, ts, out)  # type: ignore[arg-type]
         elif t is P.CancelRequest or t is P.ModifyRequest:
-            o = self.orders.get(msg.order_id)  # type: ignore[union-attr]
+            oid = msg.order_id  # type: ignore[union-attr]
+            o = self.orders.get(oid)
             if o is None:
-                return self._error(out, P.ErrorCode.UNKNOWN_ORDER, f"no live order {msg.order_id}", msg.req)  # type: ignore[union-attr]
+                return self._error(out, P.ErrorCode.UNKNOWN_ORDER, f"no live order {oid}", msg.req)  # type: ignore[union-attr]
             if o.trader != trader:
-                return self._error(out, P.ErrorCode.NOT_OWNER, f"order {msg.order_id} is not yours", msg.req)  # type: ignore[union-attr]
+                return self._error(out, P.ErrorCode.NOT_OWNER, f"order {oid} is not yours", msg.req)  # type: ignore[union-attr]
             if t is P.CancelRequest:
-                cmd: Command = Cancel(msg.order_id, trader)  # type: ignore[union-attr]
+                cmd: Command = Cancel(oid, trader)
             else:
-                cmd = Modify(msg.order_id, trader, msg.qty, msg.price)  # type: ignore[union-attr]
-            self._reply = (trader, msg.order_id, msg.req)  # type: ignore[union-attr]
-            try:
-                self.apply(Record(ts, o.symbol, cmd), out)
-            finally:
-                self._reply = None
+                cmd = Modify(oid, trader, msg.qty, msg.price)  # type: ignore[union-attr]
+            self._apply(Record(ts, o.symbol, cmd), out, (trader, oid, msg.req))  # type: ignore[union-attr]
         elif t is P.MassCancelRequest:
             symbol = msg.symbol  # type: ignore[union-attr]
             if symbol is not None and symbol not in self.specs:
@@ -183,38 +172,24 @@ class LiveVenue:
             self._error(out, P.ErrorCode.UNKNOWN_TYPE, f"unexpected {t.__name__}", None)
 
     def _new_order(self, trader: int, m: P.NewOrderRequest, ts: int, out: Outbox) -> None:
-        if m.symbol not in self.specs:
-            return self._error(out, P.ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {m.symbol!r}", m.req)
-        if m.price is None and (m.order_type in _PRICED or m.post_only):
-            return self._error(out, P.ErrorCode.MISSING_FIELD, f"price is required for a {m.order_type} order", m.req)
-        if m.stop_price is None and m.order_type in _STOPS:
-            return self._error(out, P.ErrorCode.MISSING_FIELD, f"stop_price is required for a {m.order_type} order", m.req)
+        symbol, price, order_type = m.symbol, m.price, m.order_type
+        if symbol not in self.specs:
+            return self._error(out, P.ErrorCode.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}", m.req)
+        if price is None and (order_type in _PRICED or m.post_only):
+            return self._error(out, P.ErrorCode.MISSING_FIELD, f"price is required for a {order_type} order", m.req)
+        if m.stop_price is None and order_type in _STOPS:
+            return self._error(out, P.ErrorCode.MISSING_FIELD, f"stop_price is required for a {order_type} order", m.req)
         oid = self.next_order_id
         smp_id = smp_mode = None
         if m.smp is not None:
             group = self.traders[trader].smp_group
             smp_id, smp_mode = (group if group is not None else trader), P.SMP_MODES[m.smp]
         cmd = NewOrder(
-            order_id=oid,
-            trader=trader,
-            side=P.SIDES[m.side],
-            qty=m.qty,
-            price=m.price,
-            type=P.ORDER_TYPES[m.order_type],
-            tif=P.TIFS[m.tif],
-            stop_price=m.stop_price,
-            display_qty=m.display_qty,
-            min_qty=m.min_qty,
-            post_only=m.post_only,
-            smp_id=smp_id,
-            smp_mode=smp_mode,
-            protection=m.protection,
+            oid, trader, P.SIDES[m.side], m.qty, price, P.ORDER_TYPES[order_type], P.TIFS[m.tif],
+            stop_price=m.stop_price, display_qty=m.display_qty, min_qty=m.min_qty, post_only=m.post_only,
+            smp_id=smp_id, smp_mode=smp_mode, protection=m.protection,
         )
-        self._reply = (trader, oid, m.req)
-        try:
-            self.apply(Record(ts, m.symbol, cmd, m.client_id), out)
-        finally:
-            self._reply = None
+        self._apply(Record(ts, symbol, cmd, m.client_id), out, (trader, oid, m.req))
 
     def mass_cancel(self, trader: int, ts: int, out: Outbox, symbol: str | None = None) -> None:
         """Cancel the trader's orders on ``symbol`` (None: all); symbols without any are skipped."""
@@ -239,133 +214,141 @@ class LiveVenue:
         A command the engine calls misuse (``InvalidCommand``) changes nothing and is not
         kept: the record is dropped and the requester gets an error. Any other exception
         is a bug; the record is kept (a replay reproduces it) and the error reported."""
-        cmd = record.command
-        ts = self.stamp(record.ts)
-        new_order = type(cmd) is NewOrder
+        self._apply(record, out, None)
+
+    def _apply(self, record: Record, out: Outbox, reply: tuple[int, int, int | None] | None) -> None:
+        """``apply``; ``reply`` is (trader, order id, req) of the request awaiting its reply."""
+        cmd, symbol, ts = record.command, record.symbol, record.ts
+        if ts > self.last_ts:  # as ``stamp``
+            self.last_ts = ts
+        else:
+            ts = self.last_ts
         out.records.append(record)
         try:
-            events = self.exchange.submit(record.symbol, cmd)
+            events = self.exchange.submit(symbol, cmd)
         except InvalidCommand as exc:
             out.records.pop()
-            req = self._reply[2] if self._reply is not None else None
-            return self._error(out, P.ErrorCode.BAD_VALUE, str(exc), req)
+            return self._error(out, P.ErrorCode.BAD_VALUE, str(exc), reply[2] if reply is not None else None)
         except Exception as exc:  # a bug: keep going, keep the record, tell the requester
-            req = self._reply[2] if self._reply is not None else None
             self.commands += 1
-            return self._error(out, P.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", req)
+            return self._error(out, P.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", reply[2] if reply is not None else None)
         self.commands += 1
         self.dirty = True
-        if new_order:
-            if cmd.order_id >= self.next_order_id:  # type: ignore[union-attr]
-                self.next_order_id = cmd.order_id + 1  # type: ignore[union-attr]
-            self._cmd_client = (cmd.order_id, record.client_id)  # type: ignore[union-attr]
-        try:
-            self._route(record.symbol, events, ts, out)
-            if self.exchange.margin is not None:
-                for symbol, side_events in self.exchange.take_side_events():
-                    self._route(symbol, side_events, ts, out)
-        finally:
-            self._cmd_client = None
+        client = None
+        if type(cmd) is NewOrder:
+            if cmd.order_id >= self.next_order_id:
+                self.next_order_id = cmd.order_id + 1
+            client = (cmd.order_id, record.client_id)
+        reply = self._route(symbol, events, ts, out, client, reply)
+        if self.exchange.margin is not None:
+            for side_symbol, side_events in self.exchange.take_side_events():
+                reply = self._route(side_symbol, side_events, ts, out, client, reply)
 
-    def _req_for(self, trader: int | None, order_id: int | None) -> int | None:
-        """The ``req`` to put on this message if it is the reply the requester waits for."""
-        reply = self._reply
-        if reply is not None and reply[0] == trader and reply[1] == order_id:
-            self._reply = None
-            return reply[2]
-        return None
-
-    def _route(self, symbol: str, events: list, ts: int, out: Outbox) -> None:
+    def _route(
+        self, symbol: str, events: list, ts: int, out: Outbox,
+        client: tuple[int, int | None] | None, reply: tuple[int, int, int | None] | None,
+    ) -> tuple[int, int, int | None] | None:
+        """Turn one engine call's events into messages. ``client``: (order id, client id) of
+        the NewOrder applied; ``reply``: as in ``_apply``, returned unless an event took it."""
         out.log.append((ts, symbol, events))
-        private, public, orders = out.private, out.public, self.orders
-        changes: list[P.LevelChange] = []
-        touched: list[int] = []
-        md = self.md_seq
-
-        def flush() -> None:
-            md[symbol] += 1
-            public.append((symbol, P.BookUpdate(symbol=symbol, seq=md[symbol], changes=changes[:], ts=ts)))
-            changes.clear()
-
+        private, public, orders, md = out.private, out.public, self.orders, self.md_seq
+        side_names = P.SIDE_NAMES
+        changes: list[P.LevelChange] = []  # level changes awaiting their book_update
+        touched: list[int] = []  # orders that may have left the book: only a fill, cancel or expiry ends one
         for ev in events:
             t = type(ev)
             if t is E.BookUpdate:
                 changes.append(P.LevelChange(ev.side, ev.price, ev.qty, ev.count))
+                continue
+            if changes and (t is E.Fill or t is E.Liquidation):  # market data in the engine's order
+                md[symbol] = seq = md[symbol] + 1
+                public.append((symbol, P.BookUpdate(symbol=symbol, seq=seq, changes=changes, ts=ts)))
+                changes = []
+            if t is E.Accepted:
+                oid, trader = ev.order_id, ev.trader
+                cid = client[1] if client is not None and client[0] == oid else None
+                orders[oid] = _Order(trader, symbol, ev.side, cid)
+                req = None
+                if reply is not None and reply[1] == oid and reply[0] == trader:
+                    req, reply = reply[2], None
+                private.append((trader, P.Accepted(
+                    symbol=symbol, order_id=oid, side=side_names[ev.side], qty=ev.qty, price=ev.price,
+                    order_type=P.ORDER_TYPE_NAMES[ev.type], engine_seq=ev.seq, ts=ts, client_id=cid, req=req,
+                )))
             elif t is E.Fill:
-                if changes:
-                    flush()
-                md[symbol] += 1
-                public.append((symbol, P.Trade(symbol=symbol, seq=md[symbol], price=ev.price, qty=ev.qty, aggressor=P.SIDE_NAMES[ev.aggressor], ts=ts)))
+                md[symbol] = seq = md[symbol] + 1
+                price, qty, aggressor = ev.price, ev.qty, ev.aggressor
+                public.append((symbol, P.Trade(symbol=symbol, seq=seq, price=price, qty=qty, aggressor=side_names[aggressor], ts=ts)))
                 for trader, oid, side, liq in (
-                    (ev.maker_trader, ev.maker_id, -ev.aggressor, "maker"),
-                    (ev.taker_trader, ev.taker_id, ev.aggressor, "taker"),
+                    (ev.maker_trader, ev.maker_id, -aggressor, "maker"),
+                    (ev.taker_trader, ev.taker_id, aggressor, "taker"),
                 ):
                     o = orders.get(oid)
                     private.append((trader, P.Fill(
-                        symbol=symbol, order_id=oid, side=P.SIDE_NAMES[side], price=ev.price, qty=ev.qty,
+                        symbol=symbol, order_id=oid, side=side_names[side], price=price, qty=qty,
                         liquidity=liq, engine_seq=ev.seq, ts=ts, client_id=o.client_id if o is not None else None,
-                        md_seq=md[symbol],
+                        md_seq=seq,
                     )))
                     touched.append(oid)
-            elif t is E.Accepted:
-                cid = None
-                if self._cmd_client is not None and self._cmd_client[0] == ev.order_id:
-                    cid = self._cmd_client[1]
-                orders[ev.order_id] = _Order(ev.trader, symbol, ev.side, cid)
-                touched.append(ev.order_id)
-                private.append((ev.trader, P.Accepted(
-                    symbol=symbol, order_id=ev.order_id, side=P.SIDE_NAMES[ev.side], qty=ev.qty, price=ev.price,
-                    order_type=P.ORDER_TYPE_NAMES[ev.type], engine_seq=ev.seq, ts=ts, client_id=cid,
-                    req=self._req_for(ev.trader, ev.order_id),
-                )))
             elif t is E.Rejected:
-                if ev.trader is None:
+                trader = ev.trader
+                if trader is None:
                     continue
-                cid = None
-                if self._cmd_client is not None and self._cmd_client[0] == ev.order_id:
-                    cid = self._cmd_client[1]
-                elif ev.order_id in orders:
-                    cid = orders[ev.order_id].client_id
-                private.append((ev.trader, P.Rejected(
-                    symbol=symbol, order_id=ev.order_id, reason=str(ev.reason), engine_seq=ev.seq, ts=ts,
-                    client_id=cid, req=self._req_for(ev.trader, ev.order_id),
+                oid = ev.order_id
+                if client is not None and client[0] == oid:
+                    cid = client[1]
+                else:
+                    o = orders.get(oid)
+                    cid = o.client_id if o is not None else None
+                req = None
+                if reply is not None and reply[1] == oid and reply[0] == trader:
+                    req, reply = reply[2], None
+                private.append((trader, P.Rejected(
+                    symbol=symbol, order_id=oid, reason=str(ev.reason), engine_seq=ev.seq, ts=ts, client_id=cid, req=req,
                 )))
             elif t is E.Liquidation:
-                if changes:
-                    flush()
-                md[symbol] += 1
-                msg = P.Liquidation(symbol=symbol, seq=md[symbol], trader=ev.trader, equity=ev.equity, margin=ev.margin, ts=ts)
+                md[symbol] = seq = md[symbol] + 1
+                msg = P.Liquidation(symbol=symbol, seq=seq, trader=ev.trader, equity=ev.equity, margin=ev.margin, ts=ts)
                 public.append((symbol, msg))
                 private.append((ev.trader, msg))
             else:
-                o = orders.get(ev.order_id)
+                oid, trader = ev.order_id, ev.trader
+                o = orders.get(oid)
                 cid = o.client_id if o is not None else None
-                touched.append(ev.order_id)
-                if t is E.Cancelled:
-                    m: P.ServerMessage = P.Cancelled(
-                        symbol=symbol, order_id=ev.order_id, qty=ev.qty, reason=str(ev.reason), engine_seq=ev.seq,
-                        ts=ts, client_id=cid, req=self._req_for(ev.trader, ev.order_id),
-                    )
-                elif t is E.Modified:
-                    m = P.Modified(
-                        symbol=symbol, order_id=ev.order_id, price=ev.price, qty=ev.qty, priority_kept=ev.priority_kept,
-                        engine_seq=ev.seq, ts=ts, client_id=cid, req=self._req_for(ev.trader, ev.order_id),
-                    )
+                if t is E.Cancelled or t is E.Modified:
+                    req = None
+                    if reply is not None and reply[1] == oid and reply[0] == trader:
+                        req, reply = reply[2], None
+                    if t is E.Cancelled:
+                        touched.append(oid)
+                        m: P.ServerMessage = P.Cancelled(
+                            symbol=symbol, order_id=oid, qty=ev.qty, reason=str(ev.reason), engine_seq=ev.seq,
+                            ts=ts, client_id=cid, req=req,
+                        )
+                    else:
+                        m = P.Modified(
+                            symbol=symbol, order_id=oid, price=ev.price, qty=ev.qty, priority_kept=ev.priority_kept,
+                            engine_seq=ev.seq, ts=ts, client_id=cid, req=req,
+                        )
                 elif t is E.Triggered:
-                    m = P.Triggered(symbol=symbol, order_id=ev.order_id, stop_price=ev.stop_price, engine_seq=ev.seq, ts=ts, client_id=cid)
+                    m = P.Triggered(symbol=symbol, order_id=oid, stop_price=ev.stop_price, engine_seq=ev.seq, ts=ts, client_id=cid)
                 elif t is E.Expired:
-                    m = P.Expired(symbol=symbol, order_id=ev.order_id, qty=ev.qty, engine_seq=ev.seq, ts=ts, client_id=cid)
+                    touched.append(oid)
+                    m = P.Expired(symbol=symbol, order_id=oid, qty=ev.qty, engine_seq=ev.seq, ts=ts, client_id=cid)
                 elif t is E.Refreshed:
-                    m = P.Refreshed(symbol=symbol, order_id=ev.order_id, qty=ev.qty, engine_seq=ev.seq, ts=ts, client_id=cid)
+                    m = P.Refreshed(symbol=symbol, order_id=oid, qty=ev.qty, engine_seq=ev.seq, ts=ts, client_id=cid)
                 else:  # pragma: no cover - the event union is closed
                     continue
-                private.append((ev.trader, m))
+                private.append((trader, m))
         if changes:
-            flush()
-        engine = self.exchange.engines[symbol]
-        for oid in touched:
-            if not engine.open_qty(oid):
-                orders.pop(oid, None)
+            md[symbol] = seq = md[symbol] + 1
+            public.append((symbol, P.BookUpdate(symbol=symbol, seq=seq, changes=changes, ts=ts)))
+        if touched:
+            engine = self.exchange.engines[symbol]
+            for oid in touched:
+                if not engine.open_qty(oid):
+                    orders.pop(oid, None)
+        return reply
 
     # ---- read-only views ----------------------------------------------------------------------
     def snapshot(self, symbol: str, reason: str, ts: int, req: int | None = None) -> P.BookSnapshot:
