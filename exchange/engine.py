@@ -143,6 +143,7 @@ class MatchingEngine:
             spec.tifs & {_GTC, _DAY, _IOC} if _LIMIT in spec.order_types else frozenset(),
             market_kind,
             spec.tifs - {_FOK} if market_ok else frozenset(),
+            spec.post_only,
         )
         # what ``_run`` reads on every call, in one load (the containers are never replaced)
         book = self.book
@@ -180,8 +181,8 @@ class MatchingEngine:
         """The batch loop of ``submit_many``.
 
         It handles the commonest commands inline: a plain limit order (rested in place
-        when it does not cross), a plain market order (plain: no iceberg, minimum quantity
-        or post-only; a self-match id is fine), and a valid cancel of a resting
+        when it does not cross; plain: no iceberg or minimum quantity, post-only only when
+        it rests; a self-match id is fine), a plain market order, and a valid cancel of a resting
         order (through ``_remove``). Everything else, and anything that fails a fast check, goes to the general
         handlers, which validate from scratch; both paths emit the same events
         (``tests/test_fast_path.py`` proves it against ``fast_path=False``).
@@ -193,17 +194,19 @@ class MatchingEngine:
                 self._dispatch(handlers, command, out)
             return
         nxt = self._next_seq
-        orders, stops, tops, bids, asks, remove, work, tick, lot, max_qty, plain_ok, limit_tifs, market_kind, market_tifs = self._fast_state
+        orders, stops, tops, bids, asks, remove, work, tick, lot, max_qty, plain_ok, limit_tifs, market_kind, market_tifs, post_ok = (
+            self._fast_state
+        )
         for c in commands:
             t = type(c)
             if t is NewOrder:
-                qty, oid, side, trader, tif, smp = c.qty, c.order_id, c.side, c.trader, c.tif, c.smp_id
+                qty, oid, side, trader, tif, smp, post = c.qty, c.order_id, c.side, c.trader, c.tif, c.smp_id, c.post_only
                 if (
                     plain_ok
                     and c.display_qty is None
                     and c.min_qty is None
                     and (smp is None or (type(smp) is int and (c.smp_mode is None or c.smp_mode in _SMP_MODES)))
-                    and not c.post_only
+                    and (not post or (post is True and post_ok))
                     and type(qty) is int
                     and type(oid) is int
                     and type(trader) is int
@@ -220,29 +223,32 @@ class MatchingEngine:
                         opp_best, own = bids.best, asks
                     if typ == _LIMIT:
                         if tif in limit_tifs and type(price) is int and 0 < price and not price % tick:
-                            s = nxt()
-                            append(Accepted(s, oid, trader, side, price, qty, _LIMIT))
-                            o = [oid, trader, side, price, qty, 0, 0, smp, c.smp_mode, tif, False, 0]
-                            if tif != _IOC and (opp_best is None or (opp_best - price) * side > 0):
-                                level = own.levels.get(price)
-                                if level is None:
-                                    best = own.best
-                                    level = own.add_level(price)
-                                    if best is None or (price - best) * side > 0:
-                                        tops[side] = o
-                                o[TIME] = s = nxt()  # priority stamp: the seq of the BookUpdate showing it
-                                level.queue.append(o)
-                                if qty > level.biggest:
-                                    level.biggest = qty
-                                level.qty += qty
-                                level.count += 1
-                                orders[oid] = o
-                                append(BookUpdate(s, side, price, level.qty, level.count))
-                            else:
-                                work(o, out)
-                            continue
+                            rests = tif != _IOC and (opp_best is None or (opp_best - price) * side > 0)
+                            if rests or not post:  # else the general handler refuses the post-only order
+                                s = nxt()
+                                append(Accepted(s, oid, trader, side, price, qty, _LIMIT))
+                                o = [oid, trader, side, price, qty, 0, 0, smp, c.smp_mode, tif, post is True, 0]
+                                if rests:
+                                    level = own.levels.get(price)
+                                    if level is None:
+                                        best = own.best
+                                        level = own.add_level(price)
+                                        if best is None or (price - best) * side > 0:
+                                            tops[side] = o
+                                    o[TIME] = s = nxt()  # priority stamp: the seq of the BookUpdate showing it
+                                    level.queue.append(o)
+                                    if qty > level.biggest:
+                                        level.biggest = qty
+                                    level.qty += qty
+                                    level.count += 1
+                                    orders[oid] = o
+                                    append(BookUpdate(s, side, price, level.qty, level.count))
+                                else:
+                                    work(o, out)
+                                continue
                     elif (
                         typ == _MARKET
+                        and not post
                         and tif in market_tifs
                         and opp_best is not None
                         and c.protection is None

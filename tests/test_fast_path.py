@@ -103,3 +103,22 @@ def test_submit_one_by_one_equals_submit_many() -> None:
     one, many = MatchingEngine(nyse()), MatchingEngine(nyse())
     events = [ev for cmd in stream for ev in one.submit(cmd)]
     assert events == many.submit_many(stream)
+
+
+@pytest.mark.parametrize("name", ["nyse", "cme", "pro-rata-C"])
+def test_post_only_fast_path_prints_what_the_general_handlers_print(name: str) -> None:
+    """Post-only limits, resting, crossing (refused) or IOC (unsupported), among plain flow."""
+    rnd = random.Random(5)
+    spec = SPECS[name]
+    stream: list = []
+    for oid in range(1, 3001):
+        side, price = rnd.choice((1, -1)), rnd.randint(95, 105) * spec.tick
+        post = rnd.random() < 0.6
+        tif = rnd.choice((TimeInForce.GTC, TimeInForce.DAY, TimeInForce.IOC)) if post else TimeInForce.GTC
+        stream.append(NewOrder(oid, rnd.randint(1, 4), side, rnd.randint(1, 9), price, tif=tif, post_only=post))
+        if rnd.random() < 0.3:
+            stream.append(Modify(rnd.randint(1, oid), rnd.randint(1, 4), rnd.randint(1, 9), price))
+    fast, slow = MatchingEngine(spec), MatchingEngine(spec, fast_path=False)
+    assert fast.submit_many(stream) == slow.submit_many(stream)
+    assert fast.book.l3() == slow.book.l3()
+    fast.check_invariants()
