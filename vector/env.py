@@ -911,7 +911,9 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
     ``torch.compile`` (same results; the first step compiles, about a minute cold on a
     2-core CPU, seconds from inductor's cache); ``dtype`` the books' state dtype (``EnvParams.make``:
     int32 where the env's order ids and prices fit, the default, else int64; the same
-    trajectories either way).
+    trajectories either way; with ``compile`` int64, the only dtype it takes: compiled with
+    int32 books, an inductor kernel of the cancel phase fails an index bounds check and
+    aborts the process).
     ``reset(seed=s)`` seeds env ``i`` with ``s + i``: an env's trajectory depends only on
     its own seed and actions.
 
@@ -938,6 +940,11 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
         cfg = config if config is not None else TradingConfig()
         if overrides:
             cfg = replace(cfg, **overrides)
+        if compile and dtype == "int32":
+            raise ValueError("compile=True needs int64 books: with int32 books a compiled phase aborts the process "
+                             "(an index bounds check in an inductor kernel); use compile=False or dtype='int64'")
+        if compile and dtype is None:
+            dtype = "int64"
         self.params = EnvParams.make(cfg, background, capacity, self.n_learners, self.variant, dtype)
         self.num_envs = num_envs
         self.device = torch.device(device)
