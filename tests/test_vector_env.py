@@ -512,9 +512,3 @@ def test_multi_agent_conservation_and_every_learner_trades() -> None:
         check_invariants(env.state.book, env.params.book)
     assert (env.state.acct[:, :N, 0] != 0).any(0).all()
 
-
-def test_compiled_env_keeps_int64_books() -> None:
-    """A compiled env takes int64 books (with int32 an inductor kernel aborts the process)."""
-    assert VectorTradingEnv(2, compile=True).params.book.dtype == "int64"
-    with pytest.raises(ValueError, match="int64"):
-        VectorTradingEnv(2, compile=True, dtype="int32")

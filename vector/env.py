@@ -465,7 +465,9 @@ def step_state(p: EnvParams, c: Consts, s: EnvState, action: Tensor) -> tuple[En
     """
     bp, R = p.book, p.background.noise_rounds
     book_step = vb.compiled_step() if c.compile else vb.step  # (looked up per call: tests record vb.step)
-    book, orders, noise, messages, rejected = c.piece(_cancel_and_decide)(p, c, s, action)
+    # phase 1 stays eager: compiled, an inductor kernel of it failed an index bounds check
+    # (aborting the process) on some streams at B=64
+    book, orders, noise, messages, rejected = _cancel_and_decide(p, c, s, action)
     outs: list[tuple[vb.StepOut, Tensor, Tensor]] = []  # (out, taker, side)
     for cmd in orders:  # the learners' orders, then the maker's quote
         book, out = book_step(book, bp, cmd)
@@ -907,13 +909,11 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
     device="cpu", compile=False, dtype=None, **overrides)``: ``config`` a ``TradingConfig`` whose
     fields ``overrides`` replace; ``background`` a ``vector.background.BackgroundParams``;
     ``capacity`` order slots per side of each book; ``compile`` runs the book transition
-    through ``vector.book.compiled_step()`` and every other phase of the step through
-    ``torch.compile`` (same results; the first step compiles, about a minute cold on a
+    through ``vector.book.compiled_step()`` and the noise commands and the accounting,
+    observation and reset phase through ``torch.compile`` (same results; the first step compiles, about a minute cold on a
     2-core CPU, seconds from inductor's cache); ``dtype`` the books' state dtype (``EnvParams.make``:
     int32 where the env's order ids and prices fit, the default, else int64; the same
-    trajectories either way; with ``compile`` int64, the only dtype it takes: compiled with
-    int32 books, an inductor kernel of the cancel phase fails an index bounds check and
-    aborts the process).
+    trajectories either way).
     ``reset(seed=s)`` seeds env ``i`` with ``s + i``: an env's trajectory depends only on
     its own seed and actions.
 
@@ -940,11 +940,6 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
         cfg = config if config is not None else TradingConfig()
         if overrides:
             cfg = replace(cfg, **overrides)
-        if compile and dtype == "int32":
-            raise ValueError("compile=True needs int64 books: with int32 books a compiled phase aborts the process "
-                             "(an index bounds check in an inductor kernel); use compile=False or dtype='int64'")
-        if compile and dtype is None:
-            dtype = "int64"
         self.params = EnvParams.make(cfg, background, capacity, self.n_learners, self.variant, dtype)
         self.num_envs = num_envs
         self.device = torch.device(device)
