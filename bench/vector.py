@@ -122,6 +122,20 @@ def run_vector(params: BookParams, steps: list[Commands], batch: int, device: st
     return dt, total, refused
 
 
+def _rate_row(batch: int, dtype: str, rates: list[float], scalar: float) -> dict:
+    """One batch size's figures from its runs' msgs/s: median, spread, step time, ratio to the scalar engine."""
+    med = statistics.median(rates)
+    return {
+        "batch": batch,
+        "dtype": dtype,
+        "msgs_per_s": round(med),
+        "min_msgs_per_s": round(min(rates)),
+        "max_msgs_per_s": round(max(rates)),
+        "step_us": round(batch / med * 1e6, 1),
+        "ratio_vs_scalar": round(med / scalar, 3),
+    }
+
+
 def benchmark(
     steps: int = 200,
     n_streams: int = 64,
@@ -198,37 +212,13 @@ def benchmark(
     rows = []
     for b in batches:
         for d in dtypes:
-            rates = vector_runs[b, d]
-            med = statistics.median(rates)
-            rows.append(
-                {
-                    "batch": b,
-                    "dtype": d,
-                    "msgs_per_s": round(med),
-                    "min_msgs_per_s": round(min(rates)),
-                    "max_msgs_per_s": round(max(rates)),
-                    "step_us": round(b / med * 1e6, 1),
-                    "ratio_vs_scalar": round(med / scalar, 3),
-                    "compile_s": compile_s.get((b, d)),
-                }
-            )
+            rows.append({**_rate_row(b, d, vector_runs[b, d], scalar), "compile_s": compile_s.get((b, d))})
     by_b = {row["batch"]: row for row in rows if row["dtype"] == dtypes[0]}
     native_rows = []
     for (b, d, t), rates in native_runs.items():
-        med = statistics.median(rates)
-        native_rows.append(
-            {
-                "batch": b,
-                "dtype": d,
-                "threads": t,
-                "msgs_per_s": round(med),
-                "min_msgs_per_s": round(min(rates)),
-                "max_msgs_per_s": round(max(rates)),
-                "step_us": round(b / med * 1e6, 1),
-                "ratio_vs_scalar": round(med / scalar, 3),
-                "ratio_vs_torch": round(med / statistics.median(vector_runs[b, d]), 3),
-            }
-        )
+        torch_med = statistics.median(vector_runs[b, d])
+        native_rows.append({**_rate_row(b, d, rates, scalar), "threads": t,
+                            "ratio_vs_torch": round(statistics.median(rates) / torch_med, 3)})
     head_threads = threads if threads in native_threads else (native_threads[-1] if native_threads else None)
     native_b = {row["batch"]: row for row in native_rows if row["dtype"] == dtypes[0] and row["threads"] == head_threads}
     return {
