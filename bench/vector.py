@@ -37,8 +37,10 @@ list and the headlines None where it is skipped or cannot be built (``native_ski
 
 Then (unless ``--no-env``) ``bench.vector_env`` measures the vectorised ``Trading-v0`` at the
 same batch sizes against the scalar env in the same process; its figures go under ``env``
-in the JSON, and ``ratio_b4096_env``, ``env_steps_per_s_b4096`` and ``msgs_per_step`` (book
-messages per env step, every participant counted) come from it.
+in the JSON, and ``ratio_b4096_env``, ``env_steps_per_s_b4096`` (the env as it runs by
+default: each step one C call, ``vector.native_env``, where a C compiler builds it on the
+CPU, else the torch env; ``env_path`` says which; ``torch_env_steps_per_s_b4096`` the torch
+env's) and ``msgs_per_step`` (book messages per env step, every participant counted) come from it.
 """
 
 from __future__ import annotations
@@ -363,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             msgs_per_step=env["msgs_per_step"],
             ratio_b4096_env=env["ratio_b4096_env"],
             env_steps_per_s_b4096=env["env_steps_per_s_b4096"],
+            env_path=env["env_path"],
+            torch_env_steps_per_s_b4096=env["torch_env_steps_per_s_b4096"],
         )
     if args.json:
         sys.stdout.flush()

@@ -204,7 +204,7 @@ def test_reward_is_the_equity_change_recomputed_from_the_fills(monkeypatch: pyte
     """Record every book step's fills, rebuild the learner's account on the host, recompute the reward."""
     B, H = 4, 25
     cfg = TradingConfig(horizon_steps=H, inventory_penalty=0.3, reward_scale=7.0)
-    env = VectorTradingEnv(B, config=cfg)
+    env = VectorTradingEnv(B, config=cfg, native=False)  # records vb.step
     calls: list[tuple] = []
     real = vb.step
 
@@ -292,7 +292,7 @@ def test_one_env_without_background_trades_like_the_engine(monkeypatch: pytest.M
     (priced from the touch like ``TradingEnv``) and other traders' orders between the steps; after
     every step the learner's fills, the book hash, position and cash are the engine's."""
     quiet = BackgroundParams(n_noise=3, noise_rounds=0, market_maker=False, warm_levels=0)
-    env = VectorTradingEnv(1, background=quiet, capacity=16)
+    env = VectorTradingEnv(1, background=quiet, capacity=16, native=False)  # records vb.step
     env.reset(seed=0)
     params = env.params.book
     engine = MatchingEngine(nyse())

@@ -181,7 +181,7 @@ def test_quotes_rest_where_the_scalar_rule_sends_them(preset: str, monkeypatch: 
     ``quote_qty`` at the price ``envs.actions.quote`` sends, or, where it sends nothing, the
     very order that stood before the step."""
     B = 4
-    env = VectorMarketMakingEnv(B, preset=preset, n_offsets=3, max_position=10_000, max_open_orders=10_000)
+    env = VectorMarketMakingEnv(B, preset=preset, n_offsets=3, max_position=10_000, max_open_orders=10_000, native=False)  # records vb.step
     after_rounds: list[vb.BookState] = []
     real = vb.step
 
