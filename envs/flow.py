@@ -71,11 +71,13 @@ trackers, and go to ``log`` as one entry of their own (no command).
 Several learners (``envs.multi``): every learner's command goes through the venue the same
 way; the background traders take the trader ids after the learners'.
 
-Batches. Background commands whose decisions do not depend on each other's outcome (a
-step's aged cancels; a cancel and the order decided with it: the maker's re-quote, a
-noise order at ``max_open_orders``) reach the engine in one ``MatchingEngine.submit_many``
-call, which gives the same events as sending them one by one; each is still one command.
-With ``FlowMarket.log`` set they are sent one by one (one log entry per command).
+Lean engine entries. A background limit that rests whole and a cancel of a resting order
+go through ``MatchingEngine.rest`` and ``MatchingEngine.withdraw``, which change the book
+exactly as ``submit`` would and draw the same ``seq`` numbers but build no event objects
+(nothing reads them unless a fill happens); an order that would trade, or anything
+unusual, falls back to ``submit`` and its events are settled as before. Each is still one
+command, counted with the two events it produced. With ``FlowMarket.log`` set every
+command goes through ``submit`` (one log entry per command).
 
 ``info["commands"]`` counts every command that reached the book (the learners' and the
 background's, refused ones included) and ``info["messages"]`` the events they produced,
@@ -257,7 +259,8 @@ class FlowMarket:
         self.tick, self.lot = spec.tick, spec.lot
         self._post_only = spec.post_only
         self._engine_submit = engine.submit
-        self._engine_submit_many = engine.submit_many
+        self._engine_rest = engine.rest
+        self._engine_withdraw = engine.withdraw
         self._venue_submit = exchange.submit
         self._apply = exchange.accounts.apply
         self._record = exchange.record
@@ -414,29 +417,6 @@ class FlowMarket:
             self._settle(events)
         return events
 
-    def _send_after_cancel(self, cancel: Cancel, command: object) -> None:
-        """``cancel`` (of a resting order: two events, no fill) then ``command``, in one batch
-        (``MatchingEngine.submit_many``; the same events as two ``_send``s)."""
-        if self.log is not None:
-            self._send(cancel)
-            self._send(command)
-            return
-        events = self._engine_submit_many((cancel, command))
-        self.commands += 2
-        self.events_produced += len(events)
-        if len(events) > 4:
-            self._settle(events)
-
-    def _send_cancels(self, cancels: list) -> None:
-        """Cancels of resting orders (two events each, no fill), in one batch."""
-        if self.log is not None or len(cancels) == 1:
-            for c in cancels:
-                self._send(c)
-            return
-        events = self._engine_submit_many(cancels)
-        self.commands += len(cancels)
-        self.events_produced += len(events)
-
     def _settle(self, events: list) -> None:
         """Fills of a background command to the accounts (and, where they hit learners'
         orders, to the venue's tracking, its margin check, and the learners' trackers);
@@ -533,23 +513,29 @@ class FlowMarket:
     def _noise(self, t: int) -> None:
         """The noise traders' step: aged cancels, then ``noise_rounds`` rounds.
 
-        A lone order goes to the engine here rather than through ``_send`` (the same
-        counting, logging and settling, one call less per message: this is the hot loop)."""
-        R, n, symbol, forget = self._rounds, self._n_noise, self.symbol, self._forget
-        live, working = self.noise_orders, self._working
+        Plain rests and cancels go to the engine's lean entries (``MatchingEngine.rest`` and
+        ``withdraw``: no event objects unless the order trades or something unusual applies),
+        inline rather than through ``_send`` (the same counting and settling, calls fewer per
+        message: this is the hot loop); with ``log`` set every command goes through ``_send``."""
+        if self.log is not None:
+            return self._noise_logged(t)
+        n, live, working, traders = self._n_noise, self.noise_orders, self._working, self.noise_traders
+        withdraw = self._engine_withdraw
         born_before = t - self._max_age
-        aged = None
+        commands = produced = 0  # this step's sends, added to the counters at the end
         for k in range(n):
             mine = live[k]
             while mine:
                 e = next(iter(mine.values()))
                 if e[2] > born_before:
                     break
-                if aged is None:
-                    aged = []
-                aged.append(forget(k, e))
-        if aged is not None:
-            self._send_cancels(aged)
+                oid = e[0]
+                del mine[oid]
+                working[k][e[1]] -= e[3]
+                events = withdraw(oid, traders[k])
+                commands += 1
+                produced += 2 if events is None else len(events)  # a cancel never fills
+        R = self._rounds
         i = self._word
         words = self._words
         if i + R > len(words):
@@ -557,12 +543,11 @@ class FlowMarket:
             i = 0
         self._word = i + R
         p_arrival, p_cancel, p_market = self._p_arrival, self._p_cancel, self._p_market
-        engine, tick, lot, limit = self.engine, self.tick, self.lot, self.max_position
+        engine, tick, lot, limit, symbol = self.engine, self.tick, self.lot, self.max_position, self.symbol
         book = self.book
         bids, asks, resting, positions, next_id = book.bids, book.asks, book.orders, self._positions, self.next_order_id
-        min_qty, n_qty, span, cap, traders = self._min_qty, self._n_qty, self._span, self._cap, self.noise_traders
-        submit, submit_many, log, settle, send = self._engine_submit, self._engine_submit_many, self.log, self._settle, self._send
-        commands = produced = 0  # this loop's own sends, added to the counters at the end
+        min_qty, n_qty, span, cap = self._min_qty, self._n_qty, self._span, self._cap
+        rest, settle, send = self._engine_rest, self._settle, self._send
         for r in range(R):
             w = words[i + r]
             if (w & 0xFFFF) >= p_arrival:
@@ -572,7 +557,13 @@ class FlowMarket:
             u = (w >> 16) & 0xFFFF
             if u < p_cancel:  # cancel the oldest working order
                 if mine:
-                    send(forget(k, next(iter(mine.values()))))
+                    e = next(iter(mine.values()))
+                    oid = e[0]
+                    del mine[oid]
+                    working[k][e[1]] -= e[3]
+                    events = withdraw(oid, traders[k])
+                    commands += 1
+                    produced += 2 if events is None else len(events)
                 continue
             side = 1 - 2 * (w >> 63)
             qty = (min_qty + (((w >> 32) & 0xFFFF) * n_qty >> 16)) * lot
@@ -598,41 +589,94 @@ class FlowMarket:
                 price = (ref2 // (2 * tick) - off) * tick
             else:
                 price = (off - (-ref2 // (2 * tick))) * tick
-            full = None
-            if len(mine) >= cap:  # at the cap its oldest goes (``_forget``)
+            if len(mine) >= cap:  # at the cap its oldest goes first (``_forget``)
                 e = next(iter(mine.values()))
-                del mine[e[0]]
+                oid = e[0]
+                del mine[oid]
                 working[k][e[1]] -= e[3]
-                full = Cancel(e[0], trader)
+                events = withdraw(oid, trader)
+                commands += 1
+                produced += 2 if events is None else len(events)
             if price >= tick:
                 oid = next_id()
-                order = NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader)
-                if log is not None:  # one by one, one log entry each
-                    if full is not None:
-                        send(full)
-                    send(order)
-                elif full is None:
-                    events = submit(order)
-                    commands += 1
-                    produced += len(events)
-                    if len(events) > 2:  # anything shorter is an acceptance or a refusal: no fill
-                        settle(events)
-                else:  # the cancel (two events, no fill) and the order in one batch (``_send_after_cancel``)
-                    events = submit_many((full, order))
-                    commands += 2
-                    produced += len(events)
-                    if len(events) > 4:
-                        settle(events)
+                events = rest(oid, trader, side, qty, price, trader)
+                commands += 1
+                if events is None:  # rested whole: Accepted and BookUpdate, not built
+                    produced += 2
+                    mine[oid] = [oid, side, t, qty]
+                    working[k][side] += qty
+                    continue
+                produced += len(events)
+                if len(events) > 2:  # anything shorter is an acceptance or a refusal: no fill
+                    settle(events)
                 o = resting.get(oid)
                 if o is not None:  # what is left of it rests (the entry of _rested)
                     left = o[QTY] + o[HIDDEN]
                     mine[oid] = [oid, side, t, left]
                     working[k][side] += left
-            elif full is not None:
-                send(full)
-        if commands:
-            self.commands += commands
-            self.events_produced += produced
+        self.commands += commands
+        self.events_produced += produced
+
+    def _noise_logged(self, t: int) -> None:
+        """``_noise`` with ``log`` set: the same decisions, every command through ``_send`` (one log entry each)."""
+        R, n, symbol, forget, send = self._rounds, self._n_noise, self.symbol, self._forget, self._send
+        live, working = self.noise_orders, self._working
+        born_before = t - self._max_age
+        for k in range(n):
+            mine = live[k]
+            while mine:
+                e = next(iter(mine.values()))
+                if e[2] > born_before:
+                    break
+                send(forget(k, e))
+        i = self._word
+        words = self._words
+        if i + R > len(words):
+            words = self._words = words[i:] + self._bitgen.random_raw(max(BLOCK, R)).tolist()
+            i = 0
+        self._word = i + R
+        engine, tick, lot, limit = self.engine, self.tick, self.lot, self.max_position
+        bids, asks = self.book.bids, self.book.asks
+        for r in range(R):
+            w = words[i + r]
+            if (w & 0xFFFF) >= self._p_arrival:
+                continue
+            k = r % n
+            mine = live[k]
+            u = (w >> 16) & 0xFFFF
+            if u < self._p_cancel:
+                if mine:
+                    send(forget(k, next(iter(mine.values()))))
+                continue
+            side = 1 - 2 * (w >> 63)
+            qty = (self._min_qty + (((w >> 32) & 0xFFFF) * self._n_qty >> 16)) * lot
+            held = self._positions[k].get(symbol)
+            pos = held.qty if held is not None else 0
+            if abs(pos + side * (working[k][side] + qty)) > limit:
+                continue
+            trader = self.noise_traders[k]
+            bid, ask = bids.best, asks.best
+            if u < self._p_market:
+                if (ask if side == 1 else bid) is not None:
+                    send(NewOrder(self.next_order_id(), trader, side, qty, None, _MARKET, _IOC, None, None, None, False, trader))
+                continue
+            if bid is not None and ask is not None:
+                ref2 = bid + ask
+            else:
+                last = engine.last_price
+                one = last if last is not None else bid if bid is not None else ask
+                ref2 = 2 * (one if one is not None else self.reference_price)
+            off = ((w >> 48) & 0x7FFF) * self._span >> 15
+            if side == 1:
+                price = (ref2 // (2 * tick) - off) * tick
+            else:
+                price = (off - (-ref2 // (2 * tick))) * tick
+            if len(mine) >= self._cap:
+                send(forget(k, next(iter(mine.values()))))
+            if price >= tick:
+                oid = self.next_order_id()
+                send(NewOrder(oid, trader, side, qty, price, _LIMIT, _GTC, None, None, None, False, trader))
+                self._rested(k, oid, side, t)
 
     def _quote(self, t: int) -> None:
         """The maker's quote of this step's side (see the module docstring)."""
@@ -673,27 +717,36 @@ class FlowMarket:
         qty *= self.lot
         valid = qty > 0 and price >= tick
         mm = self.maker
-        cancel = None
+        standing = None
         if own is not None:
             if valid and own[PRICE] == price and own[QTY] <= qty:
                 return  # the quote stands
-            cancel = Cancel(quotes[side], mm)
+            standing = quotes[side]
+        if self.log is not None:
+            return self._quote_logged(side, standing, qty, price, valid)
+        if standing is not None:  # a cancel of a resting order never fills
+            events = self._engine_withdraw(standing, mm)
+            self.commands += 1
+            self.events_produced += 2 if events is None else len(events)
         if valid:
-            oid = self.next_order_id()
-            order = NewOrder(oid, mm, side, qty, price, _LIMIT, _GTC, None, None, None, self._post_only, mm)
-            if cancel is None:
-                self._send(order)
-            elif self.log is None:  # the re-quote in one batch, as ``_send_after_cancel`` (one call less)
-                events = self._engine_submit_many((cancel, order))
-                self.commands += 2
-                self.events_produced += len(events)
-                if len(events) > 4:
-                    self._settle(events)
+            oid = quotes[side] = self.next_order_id()
+            events = self._engine_rest(oid, mm, side, qty, price, mm, self._post_only)
+            self.commands += 1
+            if events is None:  # rested: Accepted and BookUpdate, not built
+                self.events_produced += 2
             else:
-                self._send_after_cancel(cancel, order)
-            quotes[side] = oid
-        elif cancel is not None:
-            self._send(cancel)
+                self.events_produced += len(events)
+                if len(events) > 2:
+                    self._settle(events)
+
+    def _quote_logged(self, side: int, standing: int | None, qty: int, price: int, valid: bool) -> None:
+        """The end of ``_quote`` with ``log`` set: the cancel of the ``standing`` quote and the new one through ``_send``."""
+        mm = self.maker
+        if standing is not None:
+            self._send(Cancel(standing, mm))
+        if valid:
+            oid = self.quotes[side] = self.next_order_id()
+            self._send(NewOrder(oid, mm, side, qty, price, _LIMIT, _GTC, None, None, None, self._post_only, mm))
 
 
 def _next_price(bs: BookSide, price: int, tick: int) -> int | None:

@@ -148,6 +148,9 @@ class MatchingEngine:
         # what ``_run`` reads on every call, in one load (the containers are never replaced)
         book = self.book
         self._fast_state = (book.orders, self._stops, self._top, book.bids, book.asks, self._remove, self._work, *self._fast_config)
+        gtc_ok = fast_path and self._fast_config[3] and _GTC in self._fast_config[4]
+        # what ``rest`` reads on every call, in one load
+        self._lean_state = (book.orders, self._stops, self._top, book.bids, book.asks, spec.tick, spec.lot, spec.max_qty, gtc_ok, spec.post_only)
         self._handlers = {
             NewOrder: self._new_order,
             Cancel: self._cancel,
@@ -176,6 +179,93 @@ class MatchingEngine:
             if out:  # every seq drawn belongs to an event in ``out``
                 self._last_seq = out[-1].seq
         return out
+
+    def rest(
+        self, order_id: int, trader: int, side: int, qty: int, price: int, smp_id: int | None = None, post_only: bool = False
+    ) -> list | None:
+        """Rest a GTC limit that cannot trade without building events (for batched flows that read none).
+
+        Returns None when the order rested: the engine is then exactly as after
+        ``submit(NewOrder(order_id, trader, side, qty, price, post_only=post_only,
+        smp_id=smp_id))``, whose two events (``Accepted``, the level's ``BookUpdate``) took
+        their ``seq`` numbers but were not built. Anything else (it would trade, a field
+        the fast path would not take, ``fast_path`` off) goes through ``submit`` and its
+        events are returned.
+        """
+        orders, stops, tops, bids, asks, tick, lot, max_qty, gtc_ok, post_ok = self._lean_state
+        if side == 1:
+            opp_best, own = asks.best, bids
+        elif side == -1:
+            opp_best, own = bids.best, asks
+        else:
+            own = None
+        if (
+            own is not None
+            and gtc_ok
+            and type(qty) is int
+            and type(price) is int
+            and type(order_id) is int
+            and type(trader) is int
+            and (smp_id is None or type(smp_id) is int)
+            and (post_only is False or (post_only is True and post_ok))
+            and 0 < qty <= max_qty
+            and not qty % lot
+            and 0 < price
+            and not price % tick
+            and (opp_best is None or (opp_best - price) * side > 0)
+            and order_id not in orders
+            and order_id not in stops
+            and self.fast_path
+        ):  # it rests whole: as ``_run``'s fast path, drawing the seqs of its Accepted and BookUpdate
+            o = [order_id, trader, side, price, qty, 0, 0, smp_id, None, _GTC, post_only, 0]
+            level = own.levels.get(price)
+            if level is None:
+                best = own.best
+                level = own.add_level(price)
+                if best is None or (price - best) * side > 0:
+                    tops[side] = o
+            nxt = self._next_seq
+            nxt()
+            o[TIME] = self._last_seq = nxt()  # priority stamp: the seq of the BookUpdate showing it
+            level.queue.append(o)
+            if qty > level.biggest:
+                level.biggest = qty
+            level.qty += qty
+            level.count += 1
+            orders[order_id] = o
+            return None
+        return self.submit(NewOrder(order_id, trader, side, qty, price, _LIMIT, _GTC, None, None, None, post_only, smp_id))
+
+    def withdraw(self, order_id: int, trader: int) -> list | None:
+        """Cancel a resting order without building events (for batched flows that read none).
+
+        Returns None when the order was cancelled: the engine is then exactly as after
+        ``submit(Cancel(order_id, trader))``, whose two events (``Cancelled``, the level's
+        ``BookUpdate``) took their ``seq`` numbers but were not built. Otherwise (not resting,
+        not the owner's, ``fast_path`` off) ``submit`` handles it and its events are returned.
+        """
+        o = self.book.orders.get(order_id) if type(order_id) is int else None
+        if o is None or o[TRADER] != trader or type(trader) is not int or not self.fast_path:
+            return self.submit(Cancel(order_id, trader))
+        side, price = o[SIDE], o[PRICE]
+        bs = self.book.bids if side == 1 else self.book.asks
+        level = bs.levels[price]
+        level.qty -= o[QTY]
+        level.hidden -= o[HIDDEN]
+        o[QTY] = o[HIDDEN] = 0
+        del self.book.orders[order_id]
+        if self._top[side] is o:
+            self._top[side] = None
+        level.count -= 1
+        level.dead += 1
+        if level.count:
+            if level.dead > 32 and level.dead > level.count:
+                level.compact()
+        else:
+            bs.remove_level(price)
+        self._next_seq()  # the Cancelled event's
+        self._last_seq = self._next_seq()  # the BookUpdate's
+        return None
 
     def _run(self, commands: Iterable[object], out: list) -> None:
         """The batch loop of ``submit_many``.

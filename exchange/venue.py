@@ -43,11 +43,12 @@ symbols are collected for ``take_side_events()``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import count
 
 from exchange.accounts import Accounts, FeeSchedule, mark_price
+from exchange.book import HIDDEN, QTY
 from exchange.commands import MassCancel, NewOrder
 from exchange.engine import MatchingEngine
 from exchange.enums import OrderType, RejectReason, TimeInForce
@@ -254,39 +255,16 @@ class Exchange:
 
     def _track(self, symbol: str, engine: MatchingEngine, events: list) -> None:
         """Bring ``open_orders`` (and the per-side totals) up to date with one command's events."""
-        open_orders, pending, open_qty = self.open_orders, self._pending, engine.open_qty
+        open_orders, pending, resting, open_qty = self.open_orders, self._pending, engine.book.orders, engine.open_qty
         for ev in events:
             t = type(ev)
             if t is BookUpdate:
                 continue
             if t is Fill:
-                touched = ((ev.maker_trader, ev.maker_id, -ev.aggressor), (ev.taker_trader, ev.taker_id, ev.aggressor))
+                _touch(open_orders, pending, resting, open_qty, symbol, ev.maker_trader, ev.maker_id, -ev.aggressor)
+                _touch(open_orders, pending, resting, open_qty, symbol, ev.taker_trader, ev.taker_id, ev.aggressor)
             elif t in _ORDER_EVENTS:
-                touched = ((ev.trader, ev.order_id, ev.side if t is Accepted else None),)
-            else:
-                continue
-            for trader, oid, side in touched:
-                book = open_orders.get(trader)
-                if book is None:
-                    book = open_orders[trader] = {}
-                key = (symbol, oid)
-                qty = open_qty(oid)
-                old = book.get(key)
-                if old is None:
-                    if not qty:
-                        continue
-                    book[key] = (side, qty)
-                    change = qty
-                else:
-                    side, change = old[0], qty - old[1]
-                    if not change:
-                        continue
-                    if qty:
-                        book[key] = (side, qty)
-                    else:
-                        del book[key]
-                total = (trader, symbol, side)
-                pending[total] = pending.get(total, 0) + change
+                _touch(open_orders, pending, resting, open_qty, symbol, ev.trader, ev.order_id, ev.side if t is Accepted else None)
 
     def limits(self, trader: int) -> RiskLimits:
         """The limits that apply to ``trader``: its own entry, else the venue's default."""
@@ -312,3 +290,31 @@ class Exchange:
             if price is not None and price * c.qty > risk.max_notional:
                 return _R.RISK_NOTIONAL
         return None
+
+
+def _touch(
+    open_orders: dict, pending: dict, resting: dict, open_qty: Callable[[int], int], symbol: str, trader: int, oid: int, side: int | None
+) -> None:
+    """Update ``trader``'s entry of order ``oid`` (and its side's total) to the engine's open quantity (``Exchange._track``)."""
+    book = open_orders.get(trader)
+    if book is None:
+        book = open_orders[trader] = {}
+    key = (symbol, oid)
+    o = resting.get(oid)
+    qty = o[QTY] + o[HIDDEN] if o is not None else open_qty(oid)  # a resting order, else a waiting stop (or 0)
+    old = book.get(key)
+    if old is None:
+        if not qty:
+            return
+        book[key] = (side, qty)
+        change = qty
+    else:
+        side, change = old[0], qty - old[1]
+        if not change:
+            return
+        if qty:
+            book[key] = (side, qty)
+        else:
+            del book[key]
+    total = (trader, symbol, side)
+    pending[total] = pending.get(total, 0) + change

@@ -235,9 +235,11 @@ def test_tracked_noise_orders_are_the_books(preset: str, background: str) -> Non
 
 @pytest.mark.parametrize("background", ["flow", "flow_heavy"])
 @pytest.mark.parametrize("preset", PRESETS)
-def test_batched_commands_give_the_events_of_single_ones(preset: str, background: str) -> None:
-    """Batched background commands (aged cancels, cancel-and-replace) go one by one while
-    ``log`` is set; the episode is the same either way, event for event in the book."""
+def test_lean_entries_give_the_episode_of_full_submits(preset: str, background: str) -> None:
+    """Background rests and cancels take the engine's lean entries (``rest``, ``withdraw``: no
+    events built) unless ``log`` is set, when every command goes through ``submit`` (and the
+    noise and quote decisions through their logged twins); the episode is the same either
+    way: observations, rewards, infos, the engine's state hash and seq, the counts."""
     runs = []
     for one_by_one in (False, True):
         env = make(background=background, preset=preset)
