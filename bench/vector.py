@@ -357,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         env_batches = batches or (vector_env.GPU_BATCHES if args.device.startswith("cuda") else vector_env.BATCHES)
         budget, scalar_steps = (640, 300) if args.quick else (100_000, 5_000)
         env = vector_env.benchmark(
-            env_batches, args.device, repeats, budget, scalar_steps, 0, args.capacity, console, compile=args.compile
+            env_batches, args.device, repeats, budget, scalar_steps, 0, args.capacity, console, compile=args.compile,
+            native_threads=args.threads,
         )
         vector_env.render(env, console)
         result.update(

@@ -27,7 +27,8 @@ does the same for a training run).
 Two envs per batch size, in every repeat one right after the other with the same seed: the
 torch env (``native=False``; with ``--compile``, ``compile=True``), and, on the CPU where a C
 compiler builds ``vector.native_env`` (unless ``--no-native``), the env as it runs by default
-there, ``native=True``: each step one C call (``--native-threads`` OpenMP threads), the torch
+there, ``native=True``: each step one C call (``--native-threads`` OpenMP threads, default
+``--threads``), the torch
 env's results bit for bit. ``OMP_WAIT_POLICY`` defaults to ``PASSIVE`` in this process: the
 kernel's OpenMP threads and torch's otherwise spin against each other on a 2-core machine.
 
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="the env with compile=True (torch.compile'd book step)")
     p.add_argument("--dtype", choices=("int64", "int32"), default=None, help="the books' dtype (default: the env's own choice)")
     p.add_argument("--no-native", action="store_true", help="the torch env only (skip the native env, vector.native_env)")
-    p.add_argument("--native-threads", type=int, default=1, help="OpenMP threads of the native env")
+    p.add_argument("--native-threads", type=int, default=None, help="OpenMP threads of the native env (default: --threads)")
     p.add_argument("--json", action="store_true", help="end with one JSON line on stdout")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=args.json)
     result = benchmark(
         batches, args.device, args.repeats, args.budget, args.scalar_steps, args.seed, args.capacity, console, args.compile, args.dtype,
-        not args.no_native, args.native_threads,
+        not args.no_native, args.native_threads or args.threads,
     )
     result["malloc_tuned"] = malloc_tuned
     render(result, console)
