@@ -72,11 +72,17 @@ Several learners (``envs.multi``): every learner's command goes through the venu
 way; the background traders take the trader ids after the learners'.
 
 Lean engine entries. A background limit that rests whole and a cancel of a resting order
-go through ``MatchingEngine.rest`` and ``MatchingEngine.withdraw``, which change the book
-exactly as ``submit`` would and draw the same ``seq`` numbers but build no event objects
-(nothing reads them unless a fill happens); an order that would trade, or anything
-unusual, falls back to ``submit`` and its events are settled as before. Each is still one
-command, counted with the two events it produced. With ``FlowMarket.log`` set every
+go through ``MatchingEngine.rest`` and ``MatchingEngine.withdraw`` (the noise loop inlines
+their lean path where it surely applies, reading the engine's private ``_lean_state`` and
+seq counter: a rest and a cancel cost 8.1k instructions inlined against 13.5k through the
+methods; ``test_lean_entries_give_the_episode_of_full_submits`` in ``tests/test_envs_flow.py``
+keeps the inlined path equal to ``submit``), which change the book exactly as ``submit``
+would and draw the same ``seq`` numbers but build no event objects (nothing reads them
+unless a fill happens); an order that would trade, or anything unusual, falls back to
+``submit`` and its events are settled as before. A noise market order goes through
+``MatchingEngine.take``, which builds only the events that concern others (fills, level
+updates, self-match cancels), not its own acceptance and the cancel of its rest. Each is
+still one command, counted with every event it produced. With ``FlowMarket.log`` set every
 command goes through ``submit`` (one log entry per command).
 
 ``info["commands"]`` counts every command that reached the book (the learners' and the
@@ -94,7 +100,7 @@ from typing import Any
 
 import numpy as np
 
-from exchange.book import HIDDEN, PRICE, QTY, SIDE, TRADER, BookSide
+from exchange.book import HIDDEN, PRICE, QTY, SIDE, TIME, TRADER, BookSide
 from exchange.commands import Cancel, NewOrder
 from exchange.enums import OrderType, TimeInForce
 from exchange.events import BookUpdate, Cancelled, Fill, Liquidation
@@ -261,8 +267,9 @@ class FlowMarket:
         self._engine_submit = engine.submit
         self._engine_rest = engine.rest
         self._engine_withdraw = engine.withdraw
+        self._engine_take = engine.take
         self._venue_submit = exchange.submit
-        self._apply = exchange.accounts.apply
+        self._apply_fills = exchange.accounts.apply_fills
         self._record = exchange.record
         self._margin = exchange.margin is not None
         self._bitgen = np.random.PCG64(seed)
@@ -293,6 +300,9 @@ class FlowMarket:
         self._rounds, self._max_age, self._cap = params.noise_rounds, params.max_age_steps, params.max_open_orders
         self._min_qty, self._span = params.min_qty, params.depth_ticks + 1
         self._quote_qty, self._max_inventory, self._min_spread = params.quote_qty, params.max_inventory, params.min_spread_ticks
+        # per noise round, its trader's (orders, working lots, positions, id): what the hot loop reads
+        traders = [(self.noise_orders[k], self._working[k], self._positions[k], self.noise_traders[k]) for k in range(n)]
+        self._round_traders = [traders[r % n] for r in range(params.noise_rounds)]
         self._warm()
 
     @property
@@ -420,25 +430,38 @@ class FlowMarket:
     def _settle(self, events: list) -> None:
         """Fills of a background command to the accounts (and, where they hit learners'
         orders, to the venue's tracking, its margin check, and the learners' trackers);
-        noise orders it filled or cancelled (self-match) leave ``noise_orders``."""
+        noise orders it filled or cancelled (self-match) leave ``noise_orders``
+        (``_noise_filled`` and ``_noise_cancelled``, inlined: this runs for every trade)."""
         fills = []
         first, n, trackers, hit = self._first, self._n_noise, self._trackers, False
+        live, working = self.noise_orders, self._working
+        flow = 0
         for ev in events:
             t = type(ev)
             if t is Fill:
                 fills.append(ev)
+                qty = ev.qty
+                flow += ev.aggressor * qty
                 k = ev.maker_trader - first
                 if 0 <= k < n:
-                    self._noise_filled(k, ev.maker_id, ev.qty)
+                    e = live[k].get(ev.maker_id)
+                    if e is not None:
+                        working[k][e[1]] -= qty
+                        if e[3] == qty:
+                            del live[k][ev.maker_id]
+                        else:
+                            e[3] -= qty
                 elif ev.maker_trader in trackers:
                     hit = True
             elif t is Cancelled:
                 k = ev.trader - first
                 if 0 <= k < n:
-                    self._noise_cancelled(k, ev.order_id)
+                    e = live[k].pop(ev.order_id, None)
+                    if e is not None:
+                        working[k][e[1]] -= e[3]
         if fills:
             self.trades += len(fills)
-            self.flow += sum(f.aggressor * f.qty for f in fills)
+            self.flow += flow
             if hit:
                 n_fills = len(fills)
                 self._record(self.symbol, fills)  # accounts, the venue's view of the learners' orders, margin
@@ -449,7 +472,7 @@ class FlowMarket:
                 if len(fills) > n_fills:  # the margin check liquidated someone: its events follow
                     self._venue_events(fills[n_fills:])
             else:
-                self._apply(self.symbol, fills)
+                self._apply_fills(self.symbol, fills)
 
     def _noise_filled(self, k: int, order_id: int, qty: int) -> None:
         """``qty`` lots of noise trader ``noise_traders[k]``'s resting order traded."""
@@ -513,10 +536,11 @@ class FlowMarket:
     def _noise(self, t: int) -> None:
         """The noise traders' step: aged cancels, then ``noise_rounds`` rounds.
 
-        Plain rests and cancels go to the engine's lean entries (``MatchingEngine.rest`` and
-        ``withdraw``: no event objects unless the order trades or something unusual applies),
-        inline rather than through ``_send`` (the same counting and settling, calls fewer per
-        message: this is the hot loop); with ``log`` set every command goes through ``_send``."""
+        Plain rests and cancels take the engine's lean path (``MatchingEngine.rest`` and
+        ``withdraw``, inlined while the engine takes the fast path and holds no stops: no
+        event objects unless the order trades), market orders ``MatchingEngine.take``; all
+        counted and settled here rather than through ``_send`` (calls fewer per message: this
+        is the hot loop); with ``log`` set every command goes through ``_send``."""
         if self.log is not None:
             return self._noise_logged(t)
         n, live, working, traders = self._n_noise, self.noise_orders, self._working, self.noise_traders
@@ -543,39 +567,65 @@ class FlowMarket:
             i = 0
         self._word = i + R
         p_arrival, p_cancel, p_market = self._p_arrival, self._p_cancel, self._p_market
-        engine, tick, lot, limit, symbol = self.engine, self.tick, self.lot, self.max_position, self.symbol
+        engine, tick, tick2, lot, limit, symbol = self.engine, self.tick, 2 * self.tick, self.lot, self.max_position, self.symbol
         book = self.book
-        bids, asks, resting, positions, next_id = book.bids, book.asks, book.orders, self._positions, self.next_order_id
+        bids, asks, resting, next_id = book.bids, book.asks, book.orders, self.next_order_id
         min_qty, n_qty, span, cap = self._min_qty, self._n_qty, self._span, self._cap
-        rest, settle, send = self._engine_rest, self._settle, self._send
-        for r in range(R):
-            w = words[i + r]
+        rest, take, settle = self._engine_rest, self._engine_take, self._settle
+        # ``MatchingEngine.rest`` and ``withdraw`` inlined below where their lean path surely applies
+        # (ids from this market's counter, ints on the tick and lot, the trader's own resting orders)
+        _, stops, tops, _, _, _, _, max_qty, gtc_ok, _ = engine._lean_state
+        nxt = engine._next_seq
+        inline = gtc_ok and engine.fast_path and not stops
+        for w, (mine, wk, positions, trader) in zip(words[i : i + R], self._round_traders):
             if (w & 0xFFFF) >= p_arrival:
                 continue
-            k = r % n
-            mine = live[k]
             u = (w >> 16) & 0xFFFF
             if u < p_cancel:  # cancel the oldest working order
                 if mine:
                     e = next(iter(mine.values()))
                     oid = e[0]
                     del mine[oid]
-                    working[k][e[1]] -= e[3]
-                    events = withdraw(oid, traders[k])
+                    wk[e[1]] -= e[3]
                     commands += 1
-                    produced += 2 if events is None else len(events)
+                    o = resting.get(oid) if inline else None
+                    if o is not None:  # withdraw(oid, trader), inlined: no events built, their two seqs drawn
+                        bs = bids if o[SIDE] == 1 else asks
+                        level = bs.levels[o[PRICE]]
+                        level.qty -= o[QTY]
+                        level.hidden -= o[HIDDEN]
+                        o[QTY] = o[HIDDEN] = 0
+                        del resting[oid]
+                        if tops[o[SIDE]] is o:
+                            tops[o[SIDE]] = None
+                        level.count -= 1
+                        level.dead += 1
+                        if level.count:
+                            if level.dead > 32 and level.dead > level.count:
+                                level.compact()
+                        else:
+                            bs.remove_level(o[PRICE])
+                        nxt()
+                        engine._last_seq = nxt()
+                        produced += 2
+                    else:
+                        events = withdraw(oid, trader)
+                        produced += 2 if events is None else len(events)
                 continue
             side = 1 - 2 * (w >> 63)
             qty = (min_qty + (((w >> 32) & 0xFFFF) * n_qty >> 16)) * lot
-            held = positions[k].get(symbol)
+            held = positions.get(symbol)
             pos = held.qty if held is not None else 0
-            if abs(pos + side * (working[k][side] + qty)) > limit:
+            if abs(pos + side * (wk[side] + qty)) > limit:
                 continue  # could break max_position with its working orders of that side
-            trader = traders[k]
             bid, ask = bids.best, asks.best
             if u < p_market:
                 if (ask if side == 1 else bid) is not None:
-                    send(NewOrder(next_id(), trader, side, qty, None, _MARKET, _IOC, None, None, None, False, trader))
+                    events, n_events = take(next_id(), trader, side, qty, trader)  # an IOC market order
+                    commands += 1
+                    produced += n_events
+                    if events:
+                        settle(events)
                 continue
             # the reference in half ticks: mid, else last trade, else the one side, else reference_price
             if bid is not None and ask is not None:
@@ -586,25 +636,69 @@ class FlowMarket:
                 ref2 = 2 * (one if one is not None else self.reference_price)
             off = ((w >> 48) & 0x7FFF) * span >> 15
             if side == 1:
-                price = (ref2 // (2 * tick) - off) * tick
+                price = (ref2 // tick2 - off) * tick
             else:
-                price = (off - (-ref2 // (2 * tick))) * tick
+                price = (off - (-ref2 // tick2)) * tick
             if len(mine) >= cap:  # at the cap its oldest goes first (``_forget``)
                 e = next(iter(mine.values()))
                 oid = e[0]
                 del mine[oid]
-                working[k][e[1]] -= e[3]
-                events = withdraw(oid, trader)
+                wk[e[1]] -= e[3]
                 commands += 1
-                produced += 2 if events is None else len(events)
+                o = resting.get(oid) if inline else None
+                if o is not None:  # withdraw(oid, trader), inlined: no events built, their two seqs drawn
+                    bs = bids if o[SIDE] == 1 else asks
+                    level = bs.levels[o[PRICE]]
+                    level.qty -= o[QTY]
+                    level.hidden -= o[HIDDEN]
+                    o[QTY] = o[HIDDEN] = 0
+                    del resting[oid]
+                    if tops[o[SIDE]] is o:
+                        tops[o[SIDE]] = None
+                    level.count -= 1
+                    level.dead += 1
+                    if level.count:
+                        if level.dead > 32 and level.dead > level.count:
+                            level.compact()
+                    else:
+                        bs.remove_level(o[PRICE])
+                    nxt()
+                    engine._last_seq = nxt()
+                    produced += 2
+                else:
+                    events = withdraw(oid, trader)
+                    produced += 2 if events is None else len(events)
             if price >= tick:
                 oid = next_id()
-                events = rest(oid, trader, side, qty, price, trader)
                 commands += 1
+                if inline and qty <= max_qty and oid not in resting:
+                    opp = asks.best if side == 1 else bids.best
+                    if opp is None or (opp - price) * side > 0:  # rest(...), inlined: it rests whole, no events built
+                        o = [oid, trader, side, price, qty, 0, 0, trader, None, _GTC, False, 0]
+                        own = bids if side == 1 else asks
+                        level = own.levels.get(price)
+                        if level is None:
+                            best = own.best
+                            level = own.add_level(price)
+                            if best is None or (price - best) * side > 0:
+                                tops[side] = o
+                        nxt()  # the Accepted event's seq; the BookUpdate's is the priority stamp
+                        o[TIME] = engine._last_seq = nxt()
+                        level.queue.append(o)
+                        if qty > level.biggest:
+                            level.biggest = qty
+                        level.qty += qty
+                        level.count += 1
+                        resting[oid] = o
+                        produced += 2
+                        mine[oid] = [oid, side, t, qty]
+                        wk[side] += qty
+                        continue
+                events = rest(oid, trader, side, qty, price, trader)
                 if events is None:  # rested whole: Accepted and BookUpdate, not built
                     produced += 2
                     mine[oid] = [oid, side, t, qty]
-                    working[k][side] += qty
+                    wk[side] += qty
                     continue
                 produced += len(events)
                 if len(events) > 2:  # anything shorter is an acceptance or a refusal: no fill
@@ -613,7 +707,7 @@ class FlowMarket:
                 if o is not None:  # what is left of it rests (the entry of _rested)
                     left = o[QTY] + o[HIDDEN]
                     mine[oid] = [oid, side, t, left]
-                    working[k][side] += left
+                    wk[side] += left
         self.commands += commands
         self.events_produced += produced
 

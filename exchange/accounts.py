@@ -150,11 +150,18 @@ class Accounts:
                     acct = self.account(ev.trader)  # type: ignore[attr-defined]
                 acct.orders += 1
             elif t is Fill:
-                self._fill(symbol, ev)  # type: ignore[arg-type]
+                self.fill(symbol, ev)  # type: ignore[arg-type]
 
-    def _fill(self, symbol: str, ev: Fill) -> None:
+    def apply_fills(self, symbol: str, fills: Iterable[Fill]) -> None:
+        """``apply`` of events that are all ``Fill``s (no type test per event: batched flows)."""
+        fill = self.fill
+        for ev in fills:
+            fill(symbol, ev)
+
+    def fill(self, symbol: str, ev: Fill) -> None:
         """Both sides of one fill: the taker's, then the maker's (the same steps, unrolled;
-        each side's fee is ``FeeSchedule.fee`` of that side)."""
+        each side's fee is ``FeeSchedule.fee`` of that side, each position's change is
+        ``Position.trade``'s, inlined: this runs for every fill)."""
         price, qty = ev.price, ev.qty
         notional = price * qty
         fees, by_trader = self.fees, self.by_trader
@@ -172,7 +179,19 @@ class Accounts:
         pos = acct.positions.get(symbol)
         if pos is None:
             pos = acct.positions[symbol] = Position()
-        pos.trade(qty if bought else -qty, price)
+        signed = qty if bought else -qty  # Position.trade(signed, price), inlined
+        q = pos.qty
+        new = q + signed
+        if q == 0 or (q > 0) == (signed > 0):
+            pos.avg_price = (pos.avg_price * abs(q) + price * qty) / abs(new)
+        else:
+            closed = min(abs(q), qty)
+            pos.realized += (price - pos.avg_price) * closed * (1 if q > 0 else -1)
+            if new == 0:
+                pos.avg_price = 0.0
+            elif (new > 0) != (q > 0):
+                pos.avg_price = float(price)  # flipped: the rest opened at this price
+        pos.qty = new
         # maker
         acct = by_trader.get(ev.maker_trader)
         if acct is None:
@@ -186,7 +205,19 @@ class Accounts:
         pos = acct.positions.get(symbol)
         if pos is None:
             pos = acct.positions[symbol] = Position()
-        pos.trade(-qty if bought else qty, price)
+        signed = -qty if bought else qty  # Position.trade(signed, price), inlined
+        q = pos.qty
+        new = q + signed
+        if q == 0 or (q > 0) == (signed > 0):
+            pos.avg_price = (pos.avg_price * abs(q) + price * qty) / abs(new)
+        else:
+            closed = min(abs(q), qty)
+            pos.realized += (price - pos.avg_price) * closed * (1 if q > 0 else -1)
+            if new == 0:
+                pos.avg_price = 0.0
+            elif (new > 0) != (q > 0):
+                pos.avg_price = float(price)  # flipped: the rest opened at this price
+        pos.qty = new
 
     def check_conservation(self) -> None:
         """Raise AssertionError unless positions net to zero per symbol and cash is conserved."""

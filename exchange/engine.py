@@ -151,6 +151,9 @@ class MatchingEngine:
         gtc_ok = fast_path and self._fast_config[3] and _GTC in self._fast_config[4]
         # what ``rest`` reads on every call, in one load
         self._lean_state = (book.orders, self._stops, self._top, book.bids, book.asks, spec.tick, spec.lot, spec.max_qty, gtc_ok, spec.post_only)
+        # what ``take`` reads on every call: whether a plain IOC market order may skip ``submit``, and its kind
+        take_ok = fast_path and self._fast_config[3] and _IOC in self._fast_config[6]
+        self._take_state = (book.orders, self._stops, book.bids, book.asks, spec.lot, spec.max_qty, take_ok, market_kind)
         self._handlers = {
             NewOrder: self._new_order,
             Cancel: self._cancel,
@@ -235,6 +238,60 @@ class MatchingEngine:
             orders[order_id] = o
             return None
         return self.submit(NewOrder(order_id, trader, side, qty, price, _LIMIT, _GTC, None, None, None, post_only, smp_id))
+
+    def take(self, order_id: int, trader: int, side: int, qty: int, smp_id: int | None = None) -> tuple[list, int]:
+        """An IOC market order without building its own two events (for batched flows that read only what it did to others).
+
+        Returns ``(events, n)``. On the lean path the engine is then exactly as after
+        ``submit(NewOrder(order_id, trader, side, qty, type=MARKET, tif=IOC, smp_id=smp_id))``,
+        ``n`` is the number of events that returns, and ``events`` are those events less the
+        order's own ``Accepted`` and the ``Cancelled`` of its unfilled rest (their ``seq``
+        numbers drawn, the events not built): its fills, the levels' ``BookUpdate``, self-match
+        cancels and refreshes, then any stops it elected, in order. Anything else (a field the
+        fast path would not take, an empty opposite side, ``fast_path`` off) goes through
+        ``submit``: ``(its events, their number)``.
+        """
+        orders, stops, bids, asks, lot, max_qty, take_ok, market_kind = self._take_state
+        if side == 1:
+            opp = asks
+        elif side == -1:
+            opp = bids
+        else:
+            opp = None
+        if (
+            opp is not None
+            and take_ok
+            and opp.best is not None
+            and type(qty) is int
+            and type(order_id) is int
+            and type(trader) is int
+            and (smp_id is None or type(smp_id) is int)
+            and 0 < qty <= max_qty
+            and not qty % lot
+            and order_id not in orders
+            and order_id not in stops
+        ):  # as ``_run``'s fast path and ``_work``, without Accepted and the rest's Cancelled
+            nxt = self._next_seq
+            nxt()  # the Accepted event's
+            limit = None if market_kind == _MARKET else self._market_limit(_PROTECT, side, opp.best, None)
+            taker = [order_id, trader, side, limit, qty, 0, 0, smp_id, None, _IOC, False, 0]
+            out: list = []
+            first, last, rem, _ = self._sweep(taker, qty, limit, opp, out)
+            n = len(out) + 1
+            last_seq = out[-1].seq if out else 0
+            if rem:  # cancelled (unfilled or self-match): one event more
+                last_seq = nxt()
+                n += 1
+            if first is not None and (self._buy_stops or self._sell_stops):
+                before = len(out)
+                self._release_stops((first, last), out)  # type: ignore[arg-type]
+                if len(out) > before:
+                    n += len(out) - before
+                    last_seq = out[-1].seq
+            self._last_seq = last_seq
+            return out, n
+        events = self.submit(NewOrder(order_id, trader, side, qty, None, _MARKET, _IOC, None, None, None, False, smp_id))
+        return events, len(events)
 
     def withdraw(self, order_id: int, trader: int) -> list | None:
         """Cancel a resting order without building events (for batched flows that read none).
