@@ -116,6 +116,34 @@ def test_fused_step_equals_step_state_across_batches_and_seeds(name: str, batch:
     assert resets == (steps // H) * batch
 
 
+@pytest.mark.parametrize("name", ["trading", "cme-full-books-int64", "market-making"])
+def test_order_ids_the_step_issues_already_resting(name: str) -> None:
+    """A state whose resting orders carry the ids the next step's orders get (refused as
+    DUPLICATE_ORDER_ID), and ids above them: the fused step looks ids up only where one is not
+    above every resting id, so both of its paths run; identical to the torch step."""
+    env = CONFIGS[name](16)
+    env.reset(seed=9)
+    p, c = env.params, env.consts
+    actions = random_actions(env, 8, 9)
+    s = env.state
+    for a in actions[:4]:
+        s, *_ = step_state(p, c, s, a)
+    oid, live = s.book.order_id, s.book.qty > 0
+    base = ((s.t + 1) << 6).view(-1, 1, 1)  # (env.step_state's ids of the next step: base + round)
+    rank = live.flatten(1).cumsum(1).view_as(oid) - 1  # a unique number per live order of a book
+    step = torch.where(torch.arange(16).view(-1, 1, 1) % 2 == 0, 1, 97)  # odd books: ids above the step's
+    oid = torch.where(live, (base + rank * step).to(oid.dtype), oid)
+    s = EnvState(replace(s.book, order_id=oid), *(getattr(s, f.name) for f in fields(s) if f.name != "book"))
+    check_invariants(s.book, p.book)
+    want_state, got_state = s, ne.copy_state(s)
+    for k, a in enumerate(actions[4:]):
+        want_state, *want = step_state(p, c, want_state, a)
+        got_state, *got = ne.native_step_state(p, c, got_state, a)
+        for what, x, y in zip(("obs", "reward", "truncated", "info"), got, want):
+            assert_equal(x, y, f"step {k}: {what}")
+        assert_same_state(got_state, want_state, f"step {k}")
+
+
 def test_threads_do_not_change_the_results() -> None:
     """Two OpenMP threads (B=600: two threads of at least 256 books) give the one-thread results."""
     env = CONFIGS["trading"](600)
@@ -141,6 +169,23 @@ def test_in_place_step_rewrites_the_bound_state_and_reuses_its_buffers() -> None
     assert_same_state(state, want_state, "in place")
     assert_equal(obs, want[0], "obs")
     assert fused.step(a)[0] is obs  # (the same buffer, rewritten)
+
+
+def test_fresh_outputs_are_not_rewritten_by_the_next_step() -> None:
+    """``step(a, fresh=True)`` (what the env classes call) returns new tensors each call."""
+    env = CONFIGS["trading"](4)
+    env.reset(seed=3)
+    fused = ne.FusedStep(env.params, env.consts, ne.copy_state(env.state))
+    a, b = random_actions(env, 2, 3)
+    first = fused.step(a, fresh=True)
+    kept = [x.clone() for x in first[:3]], {k: v.clone() for k, v in first[3].items()}
+    second = fused.step(b, fresh=True)
+    for x, y, z in zip(first[:3], kept[0], second[:3]):
+        assert x is not z
+        assert_equal(x, y, "a fresh output, after the next step")
+    for k in kept[1]:
+        assert first[3][k] is not second[3][k]
+        assert_equal(first[3][k], kept[1][k], f"info[{k!r}], after the next step")
 
 
 def test_actions_outside_the_action_space_are_refused() -> None:

@@ -1060,9 +1060,7 @@ class VectorTradingEnv(gymnasium.vector.VectorEnv):
             raise gymnasium.error.ResetNeeded("call reset() before step()")
         a = torch.as_tensor(actions, device=self.device)
         if self._fused is not None:
-            out = self._fused.step(self._in(a))  # buffers the next step rewrites: copied out
-            obs, reward, done = (x.clone() for x in out[:3])
-            info = {k: v.clone() for k, v in out[3].items()}
+            obs, reward, done, info = self._fused.step(self._in(a), fresh=True)  # new tensors, as step_state's
         else:
             self.state, obs, reward, done, info = step_state(self.params, self.consts, self._state, self._in(a))
         info["final_obs"] = self._observation(info["final_obs"])

@@ -11,6 +11,11 @@
  * packed at the front of each row in priority order, empty slots canonical, order ids
  * unique in a book): every book a step produces has it.
  *
+ * A book's step is two functions, shared with vector/native_env.c (which steps its books
+ * in place): FN(decide), the checks and the allocation on the book as it stands (status,
+ * fills, what moves), and FN(apply), that change made to the rows in place, touching only
+ * the slots that change. Here the old rows are copied to the new state first.
+ *
  * Plain C11, no Python or torch headers. The body below `#else` is a template over the
  * state dtype T, included twice by this same file (int64_t and int32_t). Arithmetic is in
  * int64_t for both dtypes: for an int32 book no intermediate the torch step computes in
@@ -82,6 +87,24 @@ typedef struct {
     int64_t reach;     /* orders of the work row at or better than it: a prefix */
     int64_t fillable;  /* their quantity */
 } vb_reach;
+
+/* The outcome of one book's command, decided on the book before the step (FN(decide)); what
+ * FN(apply) does to the rows and what StepOut reports follow from it. */
+typedef struct {
+    int64_t status;
+    int wr;                /* the work row (the other row is 1 - wr) */
+    int accepted, rest, kill;
+    int64_t reach;         /* orders of the work row the order reaches (a prefix) */
+    int64_t filled, rem;   /* lots traded; the order's remainder */
+    int64_t gone;          /* orders filled whole (a prefix: they leave the front) */
+    int64_t kill_at;       /* the cancelled order's slot (kill) */
+    int64_t pos;           /* where the remainder rests on the other row (rest) */
+    int64_t limit;         /* the working limit: the price it rests at */
+    int64_t rested, cancelled;  /* StepOut.rested, StepOut.cancelled */
+    uint8_t top[2];        /* the rows' TOP flags after the step */
+    int64_t last;          /* the book's last trade price after the step */
+    int capacity;          /* refused for CAPACITY (the book's overflow flag) */
+} vb_move;
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -177,29 +200,6 @@ int vb_openmp(void)
 #define T VB_T
 #define FN(name) VB_CAT(name, VB_SUFFIX)
 
-/* One book's two rows of one [B, 2, N] tensor. */
-typedef struct {
-    const T *row[2];
-} FN(rows);
-
-typedef struct {
-    T *row[2];
-} FN(rows_out);
-
-static inline FN(rows) FN(rows_of)(const void *base, int64_t b, int64_t n)
-{
-    const T *p = (const T *)base + 2 * b * n;
-    FN(rows) r = {{p, p + n}};
-    return r;
-}
-
-static inline FN(rows_out) FN(rows_out_of)(void *base, int64_t b, int64_t n)
-{
-    T *p = (T *)base + 2 * b * n;
-    FN(rows_out) r = {{p, p + n}};
-    return r;
-}
-
 static vb_cmd FN(load_cmd)(const vb_buffers *io, int64_t b)
 {
     vb_cmd c;
@@ -226,12 +226,13 @@ static int64_t FN(live)(const T *q, int64_t n)
 }
 
 /* Where order `id` rests (torch step, "the order this id names") among the `live[r]` live
- * slots of each row; ids are unique in a book, so the first hit is the only one. */
-static int FN(find)(const FN(rows) *oid, const int64_t live[2], int64_t id, int *row, int64_t *slot)
+ * slots of each row of the id field `oid` ([2, N]); ids are unique in a book, so the first
+ * hit is the only one. */
+static int FN(find)(const T *oid, int64_t n, const int64_t live[2], int64_t id, int *row, int64_t *slot)
 {
     for (int r = BID; r <= ASK; r++)
         for (int64_t j = 0; j < live[r]; j++)
-            if (oid->row[r][j] == id) {
+            if (oid[r * n + j] == id) {
                 *row = r;
                 *slot = j;
                 return 1;
@@ -273,13 +274,13 @@ static int64_t FN(check_new)(const vb_params *p, const vb_cmd *c, int64_t typ, i
         return S_BAD_QUANTITY;
     if (c->qty > p->max_qty)
         return S_QUANTITY_TOO_LARGE;
-    if (c->qty % p->lot != 0)
+    if (p->lot != 1 && c->qty % p->lot != 0)  /* (no division where it cannot refuse) */
         return S_BAD_LOT;
     if (found)
         return S_DUPLICATE_ORDER_ID;
     if (is_limit && c->price <= 0)
         return S_BAD_PRICE;
-    if (is_limit && c->price % p->tick != 0)
+    if (is_limit && p->tick != 1 && c->price % p->tick != 0)
         return S_OFF_TICK;
     const int64_t n = p->capacity;
     m->limit = order_limit(p, c, typ, wp[0]);
@@ -364,162 +365,181 @@ static void FN(pro_rata)(const vb_params *p, const T *wp, const T *wq, int64_t r
     }
 }
 
-/* `n` slots of one field copied (none when n <= 0). */
-static inline void FN(copy)(T *dst, const T *src, int64_t n)
+/* What the command does to the book (torch step: the checks, "allocation on the work row",
+ * the new state's bookkeeping), decided on the book as it stands before the step: `fld`
+ * its four fields (price, qty, id, owner; each [2, N], the ASK row at +N), `live` each
+ * row's live orders, `top` its TOP flags, `last` its last trade price; `found`, `hit_row`,
+ * `hit_slot`: where the command's order id rests (FN(find)), `found` 0 where it rests
+ * nowhere. Writes the fills of the work row's old slots 0 .. mv->reach into `fill` (the
+ * caller keeps the rest of `fill` zero); nothing else is written. */
+static void FN(decide)(const vb_params *p, const vb_cmd *c, const T *const fld[4], const int64_t live[2],
+                       const uint8_t top[2], int64_t last, int found, int hit_row, int64_t hit_slot, T *fill,
+                       vb_move *mv)
 {
-    if (n > 0)
-        memcpy(dst, src, (size_t)n * sizeof(T));
+    const int64_t n = p->capacity;
+    const int is_new = c->kind == K_NEW, is_cancel = c->kind == K_CANCEL;
+    const int64_t typ = p->market_as_protected && c->type == T_MARKET ? T_PROTECT : c->type;
+    const int owned = found && fld[3][hit_row * n + hit_slot] == c->trader;
+
+    /* the work row: the opposite row of a NEW order (ASK for a buy), the named order's row
+     * of a CANCEL (BID when it names none); the other row may gain the order's remainder */
+    const int wr = is_cancel ? hit_row : c->side == 1, ir = 1 - wr;
+    const T *wp = fld[0] + wr * n, *wq = fld[1] + wr * n;
+
+    int64_t status = S_NONE;
+    vb_reach m = {0, 0, 0};
+    if (is_invalid(p, c, typ))
+        status = S_INVALID;
+    else if (is_new)
+        status = FN(check_new)(p, c, typ, found, wp, wq, wr == ASK, live[ir] >= n, &m);
+    else if (is_cancel)
+        status = !found ? S_UNKNOWN_ORDER : !owned ? S_NOT_OWNER : S_CANCELLED;
+
+    /* matching (torch step, "allocation on the work row"), fills in the old slot order */
+    const int accepted = is_new && status == S_ACCEPTED;
+    const int rests = c->tif == TIF_GTC && typ != T_MARKET;
+    int64_t filled = 0, rem = 0, gone = 0, reached = 0;
+    if (accepted) {
+        for (int64_t j = 0; j < m.reach; j++)
+            fill[j] = 0;
+        if (p->pro_rata)
+            FN(pro_rata)(p, wp, wq, m.reach, c->qty, top[wr] != 0, fill);
+        else
+            FN(fifo)(wq, m.reach, c->qty, fill);
+        int64_t before = 0;
+        for (int64_t j = 0; j < m.reach; j++) {  /* gone: orders filled whole; reached: traded into */
+            gone += fill[j] == wq[j];
+            reached += before < c->qty;
+            before += wq[j];
+        }
+        filled = min64(c->qty, m.fillable);
+        rem = c->qty - filled;
+    }
+    const int rest = accepted && rests && rem > 0;
+    /* a refused cancel (INVALID: a LIMIT price above max_price, a narrowed id or trader)
+     * changes nothing */
+    const int kill = is_cancel && status == S_CANCELLED;
+    const int64_t pos = rest ? FN(ahead)(fld[0] + ir * n, live[ir], ir == ASK, m.limit) : -1;
+
+    mv->status = status;
+    mv->wr = wr;
+    mv->accepted = accepted;
+    mv->rest = rest;
+    mv->kill = kill;
+    mv->reach = accepted ? m.reach : 0;
+    mv->filled = filled;
+    mv->rem = rem;
+    mv->gone = gone;
+    mv->kill_at = kill ? hit_slot : -1;
+    mv->pos = pos;
+    mv->limit = m.limit;
+    mv->rested = rest ? rem : 0;
+    mv->cancelled = (accepted && !rests ? rem : 0) + (kill ? fld[1][hit_row * n + hit_slot] : 0);
+    /* TOP: lost when the row's first order goes; a rest ahead of the whole row is the new TOP */
+    mv->top[wr] = top[wr] && gone == 0 && !(kill && hit_slot == 0);
+    mv->top[ir] = top[ir] || (rest && pos == 0);
+    mv->last = filled > 0 ? wp[reached > 0 ? reached - 1 : 0] : last;
+    mv->capacity = status == S_CAPACITY;
 }
 
-/* `n` slots of one field set to `value`. */
-static inline void FN(set)(T *dst, T value, int64_t n)
+/* The new state of the rows (torch step, "the new state"), in place, as FN(decide) decided
+ * on them (`fill`: its fills; `order`: price, qty, id, owner of the command's order). Only
+ * slots that change are written; every row keeps the layout check_invariants checks (live
+ * orders packed at the front in priority order, then canonical empty slots), and `live`
+ * follows.
+ *
+ * The work row (w_src): slot j takes old slot j + gone less its fill (the filled orders,
+ * a prefix, leave the front) or, when a cancel removes the order at kill_at, old slot
+ * j + (j >= kill_at); the slots it no longer fills become empty (the row's empty price,
+ * zeros). The other row (i_src / at_new): the order's remainder is inserted at pos (the
+ * row is not full: the CAPACITY check), the orders behind it move down one slot. */
+static void FN(apply)(const vb_params *p, T *const fld[4], int64_t live[2], const vb_move *mv, const T *fill,
+                      const int64_t order[4])
 {
-    for (int64_t j = 0; j < n; j++)
-        dst[j] = value;
-}
-
-/* Slots `from` .. n of a row's four fields (price, qty, id, owner) set empty. */
-static inline void FN(set_empty)(T *const out[4], int64_t from, int64_t n, T empty_price)
-{
-    FN(set)(out[0] + from, empty_price, n - from);
-    for (int f = 1; f < 4; f++)
-        FN(set)(out[f] + from, 0, n - from);
-}
-
-/* The work row after the step (torch step, "the new state", w_src): slot j takes old slot
- * j + gone less its fill (the filled orders, a prefix, leave the front) or, when a cancel
- * removes the order at `kill_at`, old slot j + (j >= kill_at); the other slots are empty
- * (the row's empty price, zeros), as the old row's past its `live` orders. `fill`: the
- * old slots' fills. */
-static void FN(write_work_row)(const T *const in[4], T *const out[4], int64_t n, int64_t live, int64_t gone,
-                               int64_t kill_at, const T *fill, int64_t reach, T empty_price)
-{
-    int64_t kept;
-    if (kill_at >= 0) {
+    const int64_t n = p->capacity;
+    const int wr = mv->wr, ir = 1 - wr;
+    const int64_t lw = live[wr];
+    int64_t kept = lw;
+    if (mv->kill) {
         for (int f = 0; f < 4; f++) {
-            FN(copy)(out[f], in[f], kill_at);
-            FN(copy)(out[f] + kill_at, in[f] + kill_at + 1, live - 1 - kill_at);
+            T *w = fld[f] + wr * n;
+            for (int64_t j = mv->kill_at; j < lw - 1; j++)
+                w[j] = w[j + 1];
         }
-        kept = live - 1;
-    } else {
-        for (int f = 0; f < 4; f++)
-            FN(copy)(out[f], in[f] + gone, live - gone);
-        for (int64_t j = 0; j + gone < reach; j++)  /* (fills are 0 past the reached prefix) */
-            out[1][j] = (T)wsub(out[1][j], fill[j + gone]);
-        kept = live - gone;
+        kept = lw - 1;
+    } else if (mv->accepted) {
+        const int64_t gone = mv->gone;
+        if (gone > 0)
+            for (int f = 0; f < 4; f++) {
+                T *w = fld[f] + wr * n;
+                for (int64_t j = 0; j < lw - gone; j++)
+                    w[j] = w[j + gone];
+            }
+        T *wq = fld[1] + wr * n;
+        for (int64_t j = 0; j + gone < mv->reach; j++)  /* (fills are 0 past the reached prefix) */
+            wq[j] = (T)wsub(wq[j], fill[j + gone]);
+        kept = lw - gone;
     }
-    FN(set_empty)(out, kept, n, empty_price);
-}
-
-/* The other row after the step (torch step, i_src / at_new): its `live` orders, with the
- * new order's remainder inserted at `pos` (>= 0; the row is not full: the CAPACITY check)
- * and the orders behind it moved down one slot; then empty slots. `order`: price, qty, id,
- * owner of the new order. */
-static void FN(write_other_row)(const T *const in[4], T *const out[4], int64_t n, int64_t live, int64_t pos,
-                                const int64_t order[4], T empty_price)
-{
-    for (int f = 0; f < 4; f++) {
-        if (pos < 0) {
-            FN(copy)(out[f], in[f], live);
-            continue;
+    for (int64_t j = kept; j < lw; j++) {
+        fld[0][wr * n + j] = (T)(wr == ASK ? p->empty_ask : 0);
+        fld[1][wr * n + j] = fld[2][wr * n + j] = fld[3][wr * n + j] = 0;
+    }
+    live[wr] = kept;
+    if (mv->rest) {
+        const int64_t li = live[ir], pos = mv->pos;
+        for (int f = 0; f < 4; f++) {
+            T *o = fld[f] + ir * n;
+            for (int64_t j = li; j > pos; j--)
+                o[j] = o[j - 1];
+            o[pos] = (T)order[f];
         }
-        FN(copy)(out[f], in[f], pos);
-        out[f][pos] = (T)order[f];
-        FN(copy)(out[f] + pos + 1, in[f] + pos, live - pos);
+        live[ir] = li + 1;
     }
-    FN(set_empty)(out, pos < 0 ? live : live + 1, n, empty_price);
 }
 
 /* One book: the command's status, the fills on its work row, the new state and StepOut. */
 static void FN(book)(const vb_buffers *io, const vb_params *p, int64_t b)
 {
     const int64_t n = p->capacity;
-    const FN(rows) price = FN(rows_of)(io->price, b, n), qty = FN(rows_of)(io->qty, b, n);
-    const FN(rows) oid = FN(rows_of)(io->order_id, b, n), owner = FN(rows_of)(io->owner, b, n);
+    const T *const in[4] = {(const T *)io->price + 2 * b * n, (const T *)io->qty + 2 * b * n,
+                            (const T *)io->order_id + 2 * b * n, (const T *)io->owner + 2 * b * n};
+    T *const out[4] = {(T *)io->price2 + 2 * b * n, (T *)io->qty2 + 2 * b * n, (T *)io->order_id2 + 2 * b * n,
+                       (T *)io->owner2 + 2 * b * n};
     const vb_cmd c = FN(load_cmd)(io, b);
-    const int is_new = c.kind == K_NEW, is_cancel = c.kind == K_CANCEL;
-    const int64_t typ = p->market_as_protected && c.type == T_MARKET ? T_PROTECT : c.type;
 
     /* only live slots are read: past them every row holds empty slots (check_invariants) */
-    const int64_t live[2] = {FN(live)(qty.row[BID], n), FN(live)(qty.row[ASK], n)};
+    int64_t live[2] = {FN(live)(in[1], n), FN(live)(in[1] + n, n)};
     int hit_row = BID, found = 0;
     int64_t hit_slot = 0;
-    if (is_new || is_cancel)
-        found = FN(find)(&oid, live, c.order_id, &hit_row, &hit_slot);
-    const int owned = found && owner.row[hit_row][hit_slot] == c.trader;
+    if (c.kind == K_NEW || c.kind == K_CANCEL)
+        found = FN(find)(in[2], n, live, c.order_id, &hit_row, &hit_slot);
 
-    /* the work row: the opposite row of a NEW order (ASK for a buy), the named order's row
-     * of a CANCEL (BID when it names none); the other row may gain the order's remainder */
-    const int wr = is_cancel ? hit_row : c.side == 1, ir = 1 - wr;
-    const T *wp = price.row[wr], *wq = qty.row[wr];
-
-    int64_t status = S_NONE;
-    vb_reach m = {0, 0, 0};
-    if (is_invalid(p, &c, typ))
-        status = S_INVALID;
-    else if (is_new)
-        status = FN(check_new)(p, &c, typ, found, wp, wq, wr == ASK, qty.row[ir][n - 1] > 0, &m);
-    else if (is_cancel)
-        status = !found ? S_UNKNOWN_ORDER : !owned ? S_NOT_OWNER : S_CANCELLED;
-
-    /* matching (torch step, "allocation on the work row"), fills in the old slot order */
     T *fill = (T *)io->fill_qty + b * n;
     memset(fill, 0, (size_t)n * sizeof(T));
-    const int accepted = is_new && status == S_ACCEPTED;
-    const int rests = c.tif == TIF_GTC && typ != T_MARKET;
-    int64_t filled = 0, rem = 0, gone = 0, reached = 0;
-    if (accepted) {
-        if (p->pro_rata)
-            FN(pro_rata)(p, wp, wq, m.reach, c.qty, io->top[2 * b + wr] != 0, fill);
-        else
-            FN(fifo)(wq, m.reach, c.qty, fill);
-        int64_t before = 0;
-        for (int64_t j = 0; j < m.reach; j++) {  /* gone: orders filled whole; reached: traded into */
-            gone += fill[j] == wq[j];
-            reached += before < c.qty;
-            before += wq[j];
-        }
-        filled = min64(c.qty, m.fillable);
-        rem = c.qty - filled;
-    }
-    const int rest = accepted && rests && rem > 0;
-    /* a refused cancel (INVALID: a LIMIT price above max_price, a narrowed id or trader)
-     * changes nothing */
-    const int kill = is_cancel && status == S_CANCELLED;
+    vb_move mv;
+    FN(decide)(p, &c, in, live, io->top + 2 * b, ((const T *)io->last_price)[b], found, hit_row, hit_slot, fill, &mv);
 
-    /* the new state */
-    const FN(rows_out) price2 = FN(rows_out_of)(io->price2, b, n), qty2 = FN(rows_out_of)(io->qty2, b, n);
-    const FN(rows_out) oid2 = FN(rows_out_of)(io->order_id2, b, n), owner2 = FN(rows_out_of)(io->owner2, b, n);
-    const T *const w_in[4] = {wp, wq, oid.row[wr], owner.row[wr]};
-    T *const w_out[4] = {price2.row[wr], qty2.row[wr], oid2.row[wr], owner2.row[wr]};
-    const T *const i_in[4] = {price.row[ir], qty.row[ir], oid.row[ir], owner.row[ir]};
-    T *const i_out[4] = {price2.row[ir], qty2.row[ir], oid2.row[ir], owner2.row[ir]};
-    const T w_empty = (T)(wr == ASK ? p->empty_ask : 0), i_empty = (T)(ir == ASK ? p->empty_ask : 0);
-    FN(write_work_row)(w_in, w_out, n, live[wr], gone, kill ? hit_slot : -1, fill, m.reach, w_empty);
-    const int64_t pos = rest ? FN(ahead)(price.row[ir], live[ir], ir == ASK, m.limit) : -1;
-    const int64_t order[4] = {m.limit, rem, c.order_id, c.trader};
-    FN(write_other_row)(i_in, i_out, n, live[ir], pos, order, i_empty);
-
-    /* TOP: lost when the row's first order goes; a rest ahead of the whole row is the new TOP */
-    io->top2[2 * b + wr] = io->top[2 * b + wr] && gone == 0 && !(kill && hit_slot == 0);
-    io->top2[2 * b + ir] = io->top[2 * b + ir] || (rest && pos == 0);
-    const T last = ((const T *)io->last_price)[b];
-    ((T *)io->last_price2)[b] = filled > 0 ? wp[reached > 0 ? reached - 1 : 0] : last;
-    io->overflow2[b] = io->overflow[b] || status == S_CAPACITY;
+    /* the new state: the old rows, then the step's changes in place */
+    for (int f = 0; f < 4; f++)
+        memcpy(out[f], in[f], (size_t)(2 * n) * sizeof(T));
+    const int64_t order[4] = {mv.limit, mv.rem, c.order_id, c.trader};
+    FN(apply)(p, out, live, &mv, fill, order);
+    io->top2[2 * b] = mv.top[0];
+    io->top2[2 * b + 1] = mv.top[1];
+    ((T *)io->last_price2)[b] = (T)mv.last;
+    io->overflow2[b] = io->overflow[b] || mv.capacity;
 
     /* StepOut */
-    ((T *)io->status)[b] = (T)status;
+    ((T *)io->status)[b] = (T)mv.status;
     T *const maker[4] = {(T *)io->fill_price + b * n, NULL, (T *)io->fill_maker_id + b * n,
                          (T *)io->fill_maker_owner + b * n};
-    for (int f = 0; f < 4; f++)  /* the old work row: its live orders, then empty slots */
-        if (f != 1) {
-            FN(copy)(maker[f], w_in[f], live[wr]);
-            FN(set)(maker[f] + live[wr], f == 0 ? w_empty : 0, n - live[wr]);
-        }
-    ((T *)io->filled)[b] = (T)filled;
-    ((T *)io->rested)[b] = (T)(rest ? rem : 0);
-    ((T *)io->cancelled)[b] = (T)((accepted && !rests ? rem : 0) + (kill ? qty.row[hit_row][hit_slot] : 0));
-    ((T *)io->taker_row)[b] = (T)wr;
+    for (int f = 0; f < 4; f++)  /* the old work row (its live orders, then empty slots) */
+        if (f != 1)
+            memcpy(maker[f], in[f] + mv.wr * n, (size_t)n * sizeof(T));
+    ((T *)io->filled)[b] = (T)mv.filled;
+    ((T *)io->rested)[b] = (T)mv.rested;
+    ((T *)io->cancelled)[b] = (T)mv.cancelled;
+    ((T *)io->taker_row)[b] = (T)mv.wr;
 }
 
 /* Step `batch` books (vector.book.step for state dtype T): see vb_buffers for the layout.

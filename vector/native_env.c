@@ -6,9 +6,11 @@
  * the torch step in turn (vector.env.step_state: _cancel_and_decide, the book steps,
  * _account_and_reset), so no intermediate ever leaves the book's cache lines.
  *
- * The book transition is vector/native.c's own (included below: its per-book function
- * `book_i64` / `book_i32`), run on a per-book scratch copy of the two rows (two copies,
- * ping-pong), so there is no second matching engine here. Everything else mirrors the
+ * The book transition is vector/native.c's own (included below: `decide_*`, what a command
+ * does, and `apply_*`, its change to the rows in place, the two halves of its `book_*`),
+ * run on the state's own rows: each book step writes only the slots that change (no copy
+ * of whole rows, no fill row cleared), and its fills go into the accounts straight from
+ * the rows before the change. So there is no second matching engine here. Everything else mirrors the
  * torch function cited at each part, with the same operations in the same order and
  * precision: float64 where torch computes in float64, float32 where a Python float meets an
  * integer tensor (torch's default dtype), round-half-to-even (nearbyint) for torch.round.
@@ -98,10 +100,14 @@ static inline int64_t ve_env_counter(int64_t episode, int64_t t)
     return (int64_t)((((uint64_t)episode << 24) + (uint64_t)t) << VE_ROUND_BITS);
 }
 
+/* v / tick as a double (torch's true division by the tick): v itself where tick is 1, as
+ * the division would give it. */
+static inline double ve_per_tick(const ve_params *p, double v) { return p->tick == 1 ? v : v / (double)p->tick; }
+
 static inline int64_t ve_abs64(int64_t a) { return a < 0 ? (int64_t)(0 - (uint64_t)a) : a; }
 
 /* floor division by d > 0 (torch's // on integers) */
-static inline int64_t ve_fdiv(int64_t a, int64_t d) { return floor_div(a, d); }
+static inline int64_t ve_fdiv(int64_t a, int64_t d) { return d == 1 ? a : floor_div(a, d); }
 
 /* torch.minimum / torch.maximum of floats (NaN propagates). */
 static inline float ve_fmin_t(float a, float b) { return isnan(a) || isnan(b) ? NAN : (a < b ? a : b); }
@@ -111,10 +117,29 @@ static inline float ve_fmax_t(float a, float b) { return isnan(a) || isnan(b) ? 
 static inline int64_t ve_obs_size(const ve_params *p) { return 4 * p->depth + 8; }
 
 /* observe's / _warm_obs's last line: the float64 features as float32, clipped to the bounds. */
-static void ve_store_obs(const double *x, int64_t f, const float *low, const float *high, float *out)
+static void ve_store_obs(const double *x, int64_t f, const float *low, const float *high, int nan_bounds, float *out)
+{
+    if (nan_bounds) {
+        for (int64_t k = 0; k < f; k++)
+            out[k] = ve_fmax_t(ve_fmin_t((float)x[k], high[k]), low[k]);
+        return;
+    }
+    /* the same without a NaN bound (branch free): ve_fmin_t(a, b) is then !(a >= b) ? a : b
+     * (a NaN stays NaN, made the NAN ve_fmin_t gives), ve_fmax_t(a, b) a > b ? a : b */
+    for (int64_t k = 0; k < f; k++) {
+        const float a = (float)x[k], h = high[k], l = low[k];
+        const float m = !(a >= h) ? a : h;
+        out[k] = m > l ? m : m == m ? l : NAN;
+    }
+}
+
+/* Whether a bound of the observation is NaN (then ve_store_obs takes the general path). */
+static int ve_nan_bounds(const float *low, const float *high, int64_t f)
 {
     for (int64_t k = 0; k < f; k++)
-        out[k] = ve_fmax_t(ve_fmin_t((float)x[k], high[k]), low[k]);
+        if (isnan(low[k]) || isnan(high[k]))
+            return 1;
+    return 0;
 }
 
 /* env.action_indices of one learner's action (row `a` of n components): 0 if out of the
@@ -157,102 +182,99 @@ static int ve_action_index(const ve_params *p, const void *action, int64_t row, 
 #define T VE_T
 #define FN(name) VB_CAT(name, VE_SUFFIX)
 
-/* One thread's scratch: two copies of a book (ping-pong between book steps), a command and
- * the book step's outputs, and per-owner tallies. */
+/* One thread's scratch: the fills of a book step and per-owner tallies. */
 typedef struct {
-    T *bk[2][4];  /* [copy][price, qty, order id, owner], each [2, N] */
-    uint8_t top[2][2], ovf[2];
-    T last[2];
-    int cur;
-    T cmd[8];  /* kind, order_id, trader, side, qty, price, type, tif (narrowed) */
-    uint8_t post, wide;
-    T status, filled, rested, cancelled, taker_row;
-    T *fill_qty, *fill_price, *fill_id, *fill_owner;  /* [N] */
-    int64_t *own;  /* per-owner tallies, 12 x n_owners (see FN(ve_env_book)) */
+    T *fill;         /* [N] */
+    int64_t *levels; /* [2, depth]: one side's levels (FN(ve_observe)) */
+    int64_t *own;    /* per-owner tallies, 12 x n_owners (see FN(ve_env_book)) */
+    int nan_bounds;  /* a bound of the observation is NaN (ve_store_obs) */
 } FN(ve_scratch);
 
-static FN(ve_scratch) *FN(ve_scratch_new)(int64_t n, int64_t owners)
+static FN(ve_scratch) *FN(ve_scratch_new)(int64_t n, int64_t owners, int64_t depth)
 {
     FN(ve_scratch) *s = calloc(1, sizeof *s);
-    T *mem = malloc(sizeof(T) * (size_t)(2 * 4 * 2 * n + 4 * n));
+    T *fill = calloc((size_t)n, sizeof(T));
     int64_t *own = malloc(sizeof(int64_t) * (size_t)(12 * owners));
-    if (!s || !mem || !own) {
+    int64_t *levels = malloc(sizeof(int64_t) * (size_t)(2 * depth + 2));
+    if (!s || !fill || !own || !levels) {
         free(s);
-        free(mem);
+        free(fill);
         free(own);
+        free(levels);
         return NULL;
     }
-    for (int c = 0; c < 2; c++)
-        for (int f = 0; f < 4; f++)
-            s->bk[c][f] = mem + (c * 4 + f) * 2 * n;
-    s->fill_qty = mem + 16 * n;
-    s->fill_price = s->fill_qty + n;
-    s->fill_id = s->fill_price + n;
-    s->fill_owner = s->fill_id + n;
+    s->fill = fill;
     s->own = own;
+    s->levels = levels;
     return s;
 }
 
 static void FN(ve_scratch_free)(FN(ve_scratch) *s)
 {
     if (s) {
-        free(s->bk[0][0]);
+        free(s->fill);
         free(s->own);
+        free(s->levels);
         free(s);
     }
 }
 
+/* The book of one env, stepped in place: the state's rows (price, qty, order id, owner;
+ * each [2, N]) and the rest of the book's state, with each row's live orders and a bound
+ * on its order ids kept as it goes. */
+typedef struct {
+    T *fld[4];
+    int64_t live[2];
+    uint8_t top[2], ovf;
+    int64_t last;
+    int64_t max_id;  /* no live order has an id above it */
+} FN(ve_book);
+
 /* T narrowing of one int64 command field, as vector.book._command_in (clamped into T). */
-static inline T FN(ve_narrow)(int64_t v)
+static inline int64_t FN(ve_narrow)(int64_t v)
 {
     const int64_t hi = sizeof(T) == 8 ? INT64_MAX : INT32_MAX, lo = sizeof(T) == 8 ? INT64_MIN : INT32_MIN;
-    return (T)(v < lo ? lo : v > hi ? hi : v);
+    return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* One vector.book.step of the scratch's current book with one command (native.c's book
- * function on the scratch as a batch of one); the new book becomes current. Returns 0 for a
- * NONE command, which leaves the book as it is and trades nothing (the torch step's status
- * NONE: no refusal applies to it), without a book step. */
-static int FN(ve_book_step)(FN(ve_scratch) *s, const vb_params *bp, const int64_t cmd[8], int post_only)
+/* One vector.book.step of the book with one command (`cmd`: kind, order id, trader, side,
+ * qty, price, type, tif), in place: native.c's FN(decide) on the book as it stands, the
+ * fills into the accounts (env.apply_fills: the taker gains side x lots and pays side x
+ * notional, each maker the opposite; int64, wrapping, so the sum is the same in any
+ * order), then native.c's FN(apply). The order id is looked up (DUPLICATE_ORDER_ID) only
+ * where it is not above every live id: env order ids grow within a step and from step to
+ * step, so the scan is almost never needed, and the check stays exact for any state.
+ * Returns 0 for a NONE command, which leaves the book as it is and trades nothing (the
+ * torch step's status NONE: no refusal applies to it), without a book step. */
+static int FN(ve_book_step)(FN(ve_book) *bk, T *fill, const vb_params *bp, const int64_t cmd[8], int post_only,
+                            int64_t *acct, int64_t *flow, int64_t *trades)
 {
     if (cmd[0] == K_NONE)
         return 0;
-    const int a = s->cur, z = 1 - a;
+    const int64_t n = bp->capacity;
     const int64_t hi = sizeof(T) == 8 ? INT64_MAX : INT32_MAX, lo = sizeof(T) == 8 ? INT64_MIN : INT32_MIN;
-    for (int k = 0; k < 8; k++)
-        s->cmd[k] = FN(ve_narrow)(cmd[k]);
-    s->wide = cmd[1] < lo || cmd[1] > hi || cmd[2] < lo || cmd[2] > hi;
-    s->post = (uint8_t)post_only;
-    vb_buffers io = {
-        .price = s->bk[a][0], .qty = s->bk[a][1], .order_id = s->bk[a][2], .owner = s->bk[a][3],
-        .top = s->top[a], .last_price = &s->last[a], .overflow = &s->ovf[a],
-        .kind = &s->cmd[0], .c_order_id = &s->cmd[1], .trader = &s->cmd[2], .side = &s->cmd[3],
-        .c_qty = &s->cmd[4], .c_price = &s->cmd[5], .type = &s->cmd[6], .tif = &s->cmd[7],
-        .post_only = &s->post, .wide = &s->wide,
-        .price2 = s->bk[z][0], .qty2 = s->bk[z][1], .order_id2 = s->bk[z][2], .owner2 = s->bk[z][3],
-        .top2 = s->top[z], .last_price2 = &s->last[z], .overflow2 = &s->ovf[z],
-        .status = &s->status, .fill_qty = s->fill_qty, .fill_price = s->fill_price,
-        .fill_maker_id = s->fill_id, .fill_maker_owner = s->fill_owner,
-        .filled = &s->filled, .rested = &s->rested, .cancelled = &s->cancelled, .taker_row = &s->taker_row,
+    const vb_cmd c = {
+        .kind = FN(ve_narrow)(cmd[0]), .order_id = FN(ve_narrow)(cmd[1]), .trader = FN(ve_narrow)(cmd[2]),
+        .side = FN(ve_narrow)(cmd[3]), .qty = FN(ve_narrow)(cmd[4]), .price = FN(ve_narrow)(cmd[5]),
+        .type = FN(ve_narrow)(cmd[6]), .tif = FN(ve_narrow)(cmd[7]), .post_only = post_only != 0,
+        .wide = cmd[1] < lo || cmd[1] > hi || cmd[2] < lo || cmd[2] > hi,
     };
-    FN(book)(&io, bp, 0);
-    s->cur = z;
-    return 1;
-}
+    int hit_row = BID, found = 0;
+    int64_t hit_slot = 0;
+    if ((c.kind == K_NEW || c.kind == K_CANCEL) && c.order_id <= bk->max_id)
+        found = FN(find)(bk->fld[2], n, bk->live, c.order_id, &hit_row, &hit_slot);
+    const T *const old[4] = {bk->fld[0], bk->fld[1], bk->fld[2], bk->fld[3]};
+    vb_move mv;
+    FN(decide)(bp, &c, old, bk->live, bk->top, bk->last, found, hit_row, hit_slot, fill, &mv);
 
-/* env.apply_fills for the last book step: the taker (`trader`, `side`) gains side x lots
- * and pays side x notional, each maker the opposite (int64, wrapping: the sum is the
- * same in any order). */
-static void FN(ve_apply_fills)(const FN(ve_scratch) *s, int64_t n, int64_t trader, int64_t side, int64_t *acct,
-                            int64_t *flow, int64_t *trades)
-{
-    const T *wq = s->bk[1 - s->cur][1] + s->taker_row * n;  /* the old work row: fills are on its live prefix */
-    for (int64_t j = 0; j < n && wq[j] > 0; j++) {
-        const int64_t q = s->fill_qty[j];
+    const int64_t trader = cmd[2], side = cmd[3];
+    const T *mp = bk->fld[0] + mv.wr * n, *mo = bk->fld[3] + mv.wr * n;  /* the makers, before the step */
+    for (int64_t j = 0; j < mv.reach; j++) {
+        const int64_t q = fill[j];
         if (q == 0)
             continue;
-        const int64_t maker = s->fill_owner[j];
-        const int64_t lots = wmul(side, q), cash = wmul(lots, s->fill_price[j]);
+        const int64_t maker = mo[j];
+        const int64_t lots = wmul(side, q), cash = wmul(lots, mp[j]);
         acct[2 * maker] = wsub(acct[2 * maker], lots);
         acct[2 * maker + 1] = wadd(acct[2 * maker + 1], cash);
         acct[2 * trader] = wadd(acct[2 * trader], lots);
@@ -260,15 +282,16 @@ static void FN(ve_apply_fills)(const FN(ve_scratch) *s, int64_t n, int64_t trade
         *flow = wadd(*flow, lots);
         *trades += 1;
     }
-}
 
-/* The live prefix of a row. */
-static inline int64_t FN(ve_live_of)(const T *q, int64_t n)
-{
-    int64_t j = 0;
-    while (j < n && q[j] > 0)
-        j++;
-    return j;
+    const int64_t order[4] = {mv.limit, mv.rem, c.order_id, c.trader};
+    FN(apply)(bp, bk->fld, bk->live, &mv, fill, order);
+    bk->top[0] = mv.top[0];
+    bk->top[1] = mv.top[1];
+    bk->last = mv.last;
+    bk->ovf = bk->ovf || mv.capacity;
+    if (mv.rest && c.order_id > bk->max_id)
+        bk->max_id = c.order_id;
+    return 1;
 }
 
 /* env._mark of a book (rows price/qty [2, N]): mid, else last trade, else the reference. */
@@ -280,30 +303,37 @@ static double FN(ve_mark)(const T *price, const T *qty, int64_t n, int64_t last,
 }
 
 /* env.observe for one book (levels from vector.book.levels), every learner's row. */
-static void FN(ve_observe)(const ve_params *p, const T *price, const T *qty, double mark, double mid_prev, int64_t flow,
-                        const int64_t *acct, int64_t t, const int64_t *open, const float *low, const float *high,
-                        double *x, float *out)
+static void FN(ve_observe)(const ve_params *p, const T *price, const T *qty, const int64_t live[2], double mark,
+                        double mid_prev, int64_t flow, const int64_t *acct, int64_t t, const int64_t *open, const float *low,
+                        const float *high, int nan_bounds, int64_t *levels, double *x, float *out)
 {
     const int64_t n = p->capacity, L = p->depth, F = ve_obs_size(p);
-    const double tick = (double)p->tick, D = p->max_ticks;
+    const double D = p->max_ticks;
     int64_t top_p[2] = {0, 0}, top_q[2] = {0, 0};
     for (int r = 0; r < 2; r++) {
         const T *rp = price + r * n, *rq = qty + r * n;
         const double sign = r == 0 ? -1.0 : 1.0;
-        int64_t j = 0;
-        for (int64_t l = 0; l < L; l++) {
-            int64_t lp = 0, lq = 0;
-            if (j < n && rq[j] > 0) {
-                lp = rp[j];
-                while (j < n && rq[j] > 0 && rp[j] == lp)
-                    lq += rq[j++];
-            }
-            if (l == 0) {
-                top_p[r] = lp;
-                top_q[r] = lq;
-            }
-            x[r * 2 * L + 2 * l] = lq > 0 ? ((double)lp - mark) * sign / tick : D;
-            x[r * 2 * L + 2 * l + 1] = (double)lq / p->size_scale;
+        /* the first L levels: runs of one price among the live orders (one pass, no branch
+         * per level) */
+        int64_t *lp = levels, *lq = levels + L;
+        for (int64_t l = 0; l < L; l++)
+            lp[l] = lq[l] = 0;
+        int64_t l = -1, prev = 0;
+        for (int64_t j = 0; j < live[r]; j++) {
+            const int64_t price_j = rp[j];
+            l += j == 0 || price_j != prev;
+            if (l >= L)
+                break;
+            lp[l] = price_j;
+            lq[l] += rq[j];
+            prev = price_j;
+        }
+        top_p[r] = L > 0 ? lp[0] : 0;
+        top_q[r] = L > 0 ? lq[0] : 0;
+        for (int64_t k = 0; k < L; k++) {
+            const double v = ve_per_tick(p, ((double)lp[k] - mark) * sign);
+            x[r * 2 * L + 2 * k] = lq[k] > 0 ? v : D;
+            x[r * 2 * L + 2 * k + 1] = (double)lq[k] / p->size_scale;
         }
     }
     const double bq = (double)top_q[0], aq = (double)top_q[1];
@@ -312,7 +342,7 @@ static void FN(ve_observe)(const ve_params *p, const T *price, const T *qty, dou
     const double tot = bq + aq;
     double *m = x + 4 * L;
     m[0] = (double)spread;
-    m[1] = (mark - mid_prev) / tick;
+    m[1] = ve_per_tick(p, mark - mid_prev);
     m[2] = (double)flow / p->size_scale;
     m[3] = tot > 0 ? (bq - aq) / (tot < 1.0 ? 1.0 : tot) : 0.0;
     double left = 1.0 - (double)t / (double)p->horizon_steps;
@@ -322,10 +352,10 @@ static void FN(ve_observe)(const ve_params *p, const T *price, const T *qty, dou
         const double equity = (double)cash + (double)pos * mark;
         double *a = x + 4 * L + 4;
         a[0] = (double)pos / (double)p->max_position;
-        a[1] = (equity - (double)p->starting_cash) / tick / p->reward_scale;
+        a[1] = ve_per_tick(p, equity - (double)p->starting_cash) / p->reward_scale;
         a[2] = (double)open[i] / (double)p->max_open_orders;
         a[3] = left;
-        ve_store_obs(x, F, low, high, out + i * F);
+        ve_store_obs(x, F, low, high, nan_bounds, out + i * F);
     }
 }
 
@@ -359,7 +389,8 @@ static void FN(ve_write_warm_book)(const ve_params *p, const vb_params *bp, cons
 }
 
 /* env._warm_obs: the first observation of an episode starting from the ladder `q`. */
-static void FN(ve_warm_obs)(const ve_params *p, const int64_t *q, const float *low, const float *high, double *x, float *out)
+static void FN(ve_warm_obs)(const ve_params *p, const int64_t *q, const float *low, const float *high, int nan_bounds,
+                            double *x, float *out)
 {
     const int64_t L = p->depth, W = p->warm_levels, F = ve_obs_size(p), k = L < W ? L : W;
     const double tick = (double)p->tick, D = p->max_ticks;
@@ -391,7 +422,7 @@ static void FN(ve_warm_obs)(const ve_params *p, const int64_t *q, const float *l
     a[0] = a[1] = a[2] = 0.0;
     a[3] = 1.0;
     for (int64_t i = 0; i < p->n_learners; i++)
-        ve_store_obs(x, F, low, high, out + i * F);
+        ve_store_obs(x, F, low, high, nan_bounds, out + i * F);
 }
 
 /* env._mm_quote: the maker's wanted quote (row, price, qty, valid) on the book before the
@@ -419,7 +450,7 @@ static void FN(ve_mm_quote)(const ve_params *p, const T *price, const T *qty, co
         s0 = (double)(bb + ba) * 0.5;
     else
         s0 = last > 0 ? (double)last : hb ? (double)bb : ha ? (double)ba : p->ref;
-    const double s = s0 / (double)tick;
+    const double s = ve_per_tick(p, s0);
     const double r = s - (double)inventory * p->skew;
     int64_t bid_t = (int64_t)floor(r - p->half_spread + 1e-9);
     int64_t ask_t = (int64_t)ceil(r + p->half_spread - 1e-9);
@@ -516,13 +547,13 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
     int64_t *const acct = io->acct + 2 * b * O;
     const int64_t key = io->key[b], episode = io->episode[b], t0 = io->t[b], t = t0 + 1;
     const int64_t last0 = ((T *)io->last_price)[b];
-    const int64_t live0[2] = {FN(ve_live_of)(sp[1], n), FN(ve_live_of)(sp[1] + n, n)};
+    int64_t live0[2];  /* each row's live orders (a prefix) */
 
     /* per-owner tallies of the book before the step (env._cancel_and_decide: per_row, oldest;
      * the price and id sums are read for the maker only) */
     int64_t *open_qty = s->own, *open_cnt = open_qty + 2 * O, *oldest = open_cnt + 2 * O;
     int64_t *lo = oldest + O, *kid = lo + O, *pos = kid + O;
-    int64_t mm_price[2] = {0, 0}, mm_oid[2] = {0, 0};
+    int64_t mm_price[2] = {0, 0}, mm_oid[2] = {0, 0}, max_id = INT64_MIN;
     memset(open_qty, 0, sizeof(int64_t) * (size_t)(4 * O));
     for (int64_t o = 0; o < O; o++) {
         oldest[o] = p->big;
@@ -533,16 +564,19 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
     for (int r = 0; r < 2; r++) {
         int64_t *oq = open_qty + r * O, *oc = open_cnt + r * O;
         const T *rp = sp[0] + r * n, *rq = sp[1] + r * n, *ri = sp[2] + r * n, *ro = sp[3] + r * n;
-        for (int64_t j = 0; j < live0[r]; j++) {
+        int64_t j = 0;
+        for (; j < n && rq[j] > 0; j++) {
             const int64_t o = ro[j], id = ri[j];
             oq[o] += rq[j];
             oc[o] += 1;
             oldest[o] = id < oldest[o] ? id : oldest[o];
+            max_id = id > max_id ? id : max_id;
             if (o == p->mm_owner) {
                 mm_price[r] += rp[j];
                 mm_oid[r] += id;
             }
         }
+        live0[r] = j;
     }
 
     /* the learners' decisions: env.decode_actions (trading) or env._quotes (market making) */
@@ -580,14 +614,14 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
         int cap[VE_MAX_ROUNDS];
         for (int64_t k = 0; k < p->n_noise; k++)
             cap[k] = open_cnt[nlo + k] + open_cnt[O + nlo + k] >= p->noise_max_open;
-        for (int64_t r = 0; r < R; r++) {
+        for (int64_t r = 0, rk = 0; r < R; r++, rk = rk + 1 == p->n_noise ? 0 : rk + 1) {  /* rk: r % n_noise */
             const uint64_t nb = ve_rbits(key, ctr + LR + 1 + r);
             const int arrive = ve_rfield(nb, 0, 16) < p->arrival_thr;
             const int64_t u_type = ve_rfield(nb, 16, 16);
             const int wants_cancel = arrive && u_type < p->cancel_thr;
-            cap[r % p->n_noise] |= wants_cancel;
+            cap[rk] |= wants_cancel;
             FN(ve_noise_plan) *q = &plan[r];
-            q->trader = nlo + r % p->n_noise;
+            q->trader = nlo + rk;
             q->is_market = u_type >= p->cancel_thr && u_type < p->market_thr;
             q->side = 1 - 2 * ve_rfield(nb, 63, 1);
             q->qty = ve_runiform(nb, 32, p->noise_min_qty, p->noise_max_qty, 16);
@@ -622,8 +656,9 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
         memcpy(mm_cmd, c, sizeof c);
     }
 
-    /* env.remove_orders: one compaction of the kills into the scratch's first copy */
-    s->cur = 0;
+    /* env.remove_orders: one compaction of the kills, in place; from here on the state's rows
+     * are the book, stepped in place */
+    FN(ve_book) bk = {{sp[0], sp[1], sp[2], sp[3]}, {0, 0}, {0, 0}, io->overflow[b], last0, max_id};
     int64_t killed = 0;
     for (int r = 0; r < 2; r++) {
         int64_t k = 0;
@@ -636,18 +671,18 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
                 kill0 |= j == 0;
                 continue;
             }
-            for (int f = 0; f < 4; f++)
-                s->bk[0][f][r * n + k] = sp[f][at];
+            if (k != j)
+                for (int f = 0; f < 4; f++)
+                    sp[f][r * n + k] = sp[f][at];
             k++;
         }
-        for (; k < n; k++) {
-            s->bk[0][0][r * n + k] = (T)(r == ASK ? bp->empty_ask : 0);
-            s->bk[0][1][r * n + k] = s->bk[0][2][r * n + k] = s->bk[0][3][r * n + k] = 0;
+        bk.live[r] = k;
+        for (; k < live0[r]; k++) {
+            sp[0][r * n + k] = (T)(r == ASK ? bp->empty_ask : 0);
+            sp[1][r * n + k] = sp[2][r * n + k] = sp[3][r * n + k] = 0;
         }
-        s->top[0][r] = stop[r] && !kill0;
+        bk.top[r] = stop[r] && !kill0;
     }
-    s->last[0] = (T)last0;
-    s->ovf[0] = io->overflow[b];
     messages += killed - l_killed;
 
     /* 2. the learners' orders: env._trading_orders (priced from the touch after the cancels)
@@ -661,11 +696,11 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
         }
         ((int64_t *)io->rejected)[b] = mm_rejected;
     } else {
-        const T *bp0 = s->bk[0][0], *bq0 = s->bk[0][1];
+        const T *bp0 = sp[0], *bq0 = sp[1];
         const int hb = bq0[0] > 0, ha = bq0[n] > 0;
         const int64_t bid0 = bp0[0], ask0 = bp0[n];
         const double mark = FN(ve_mark)(bp0, bq0, n, last0, p->ref);
-        const int64_t fallback = max64((int64_t)nearbyint(mark / (double)tick) * tick, tick);
+        const int64_t fallback = max64((int64_t)nearbyint(ve_per_tick(p, mark)) * tick, tick);
         int64_t kind[VE_MAX_ROUNDS], l_price[VE_MAX_ROUNDS];
         uint8_t *rej = (uint8_t *)io->rejected + b * N;
         for (int64_t i = 0; i < N; i++) {
@@ -692,38 +727,33 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
     /* the book steps: the learners', the maker's, the noise rounds' (env.step_state), each
      * one's fills into the accounts at once (env.apply_fills) */
     int64_t flow = 0, trades = 0;
-    for (int64_t r = 0; r < LR; r++) {
-        if (FN(ve_book_step)(s, bp, cmds[r], 0))
-            FN(ve_apply_fills)(s, n, cmds[r][2], cmds[r][3], acct, &flow, &trades);
-    }
-    if (p->market_maker) {
-        if (FN(ve_book_step)(s, bp, mm_cmd, (int)p->post_only))
-            FN(ve_apply_fills)(s, n, mm_cmd[2], mm_cmd[3], acct, &flow, &trades);
-    }
+    for (int64_t r = 0; r < LR; r++)
+        FN(ve_book_step)(&bk, s->fill, bp, cmds[r], 0, acct, &flow, &trades);
+    if (p->market_maker)
+        FN(ve_book_step)(&bk, s->fill, bp, mm_cmd, (int)p->post_only, acct, &flow, &trades);
     for (int64_t r = 0; r < R; r++) {
         /* env._noise_order on the book as it stands */
         const FN(ve_noise_plan) *q = &plan[r];
-        const T *cp = s->bk[s->cur][0], *cq = s->bk[s->cur][1];
+        const T *cp = sp[0], *cq = sp[1];
         const int hb = cq[0] > 0, ha = cq[n] > 0;
-        const int64_t bid0 = cp[0], ask0 = cp[n], last = s->last[s->cur];
+        const int64_t bid0 = cp[0], ask0 = cp[n], last = bk.last;
         double ref;
         if (hb && ha)
             ref = (double)(bid0 + ask0) * 0.5;
         else
             ref = last > 0 ? (double)last : hb ? (double)bid0 : ha ? (double)ask0 : p->ref;
-        const double x = ref / (double)tick - (double)(q->side * q->off);
+        const double x = ve_per_tick(p, ref) - (double)(q->side * q->off);
         const int64_t n_price = (int64_t)(q->side > 0 ? floor(x) : ceil(x)) * tick;
         const int go = q->arrives && (!q->is_market || (q->side > 0 ? ha : hb));
         messages += go;
         const int64_t c[8] = {go && q->ok ? K_NEW : K_NONE, q->order_id, q->trader, q->side, q->qty, n_price,
                               q->is_market ? T_MARKET : T_LIMIT, q->is_market ? TIF_IOC : TIF_GTC};
-        if (FN(ve_book_step)(s, bp, c, 0))
-            FN(ve_apply_fills)(s, n, c[2], c[3], acct, &flow, &trades);
+        FN(ve_book_step)(&bk, s->fill, bp, c, 0, acct, &flow, &trades);
     }
 
     /* 4. mark, reward, observation (env._account_and_reset) */
-    T *const cur[4] = {s->bk[s->cur][0], s->bk[s->cur][1], s->bk[s->cur][2], s->bk[s->cur][3]};
-    const int64_t last = s->last[s->cur];
+    T *const *cur = sp;
+    const int64_t last = bk.last;
     const double mark = FN(ve_mark)(cur[0], cur[1], n, last, p->ref);
     const int done = t >= p->horizon_steps;
     const int both = cur[1][0] > 0 && cur[1][n] > 0;
@@ -735,25 +765,28 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
     for (int64_t i = 0; i < N; i++) {
         const int64_t pl = acct[2 * i], cl = acct[2 * i + 1];
         const double eq = (double)cl + (double)pl * mark;
-        const double money = (eq - equity[i]) / (double)tick;
+        const double money = ve_per_tick(p, eq - equity[i]);
         float cost = (float)p->inventory_penalty * (float)ve_abs64(pl);
         if (p->liquidation_cost)
             cost = cost + (done ? half : 0.0f) * (float)ve_abs64(pl);
         reward[i] = (float)((money - (double)cost) / p->reward_scale);
         equity[i] = eq;  /* (replaced below where the episode ends) */
     }
-    int64_t *open = pos;  /* (pos is not read past the noise plans) */
-    memset(open, 0, sizeof(int64_t) * (size_t)O);
+    int64_t *open = pos;  /* the learners' open orders (pos is not read past the noise plans) */
+    memset(open, 0, sizeof(int64_t) * (size_t)N);
     for (int r = 0; r < 2; r++)
-        for (int64_t j = 0; j < n && cur[1][r * n + j] > 0; j++)
-            open[cur[3][r * n + j]]++;
+        for (int64_t j = 0; j < bk.live[r]; j++) {
+            const int64_t o = cur[3][r * n + j];
+            if (o < N)
+                open[o]++;
+        }
     double x[4 * 64 + 8];
     double *xv = 4 * p->depth + 8 <= (int64_t)(sizeof x / sizeof x[0]) ? x : malloc(sizeof(double) * (size_t)F);
     float *final_obs = io->final_obs + b * N * F;
-    FN(ve_observe)(p, cur[0], cur[1], mark, io->mid[b], flow, acct, t, open, io->low, io->high, xv, final_obs);
+    FN(ve_observe)(p, cur[0], cur[1], bk.live, mark, io->mid[b], flow, acct, t, open, io->low, io->high, s->nan_bounds, s->levels, xv, final_obs);
     io->messages[b] = messages;
     io->trades[b] = trades;
-    io->overflow_out[b] = s->ovf[s->cur];
+    io->overflow_out[b] = bk.ovf;
     io->done[b] = (uint8_t)done;
 
     /* 5. time limit and auto-reset (by masked select in the torch step) */
@@ -775,14 +808,12 @@ static int FN(ve_env_book)(const ve_buffers *io, const ve_params *p, const vb_pa
         for (int64_t i = 0; i < N; i++)
             equity[i] = (double)p->starting_cash;
         io->mid[b] = p->warm_mark;
-        FN(ve_warm_obs)(p, q, io->low, io->high, xv, obs);
+        FN(ve_warm_obs)(p, q, io->low, io->high, s->nan_bounds, xv, obs);
     } else {
-        for (int f = 0; f < 4; f++)
-            memcpy(sp[f], cur[f], sizeof(T) * (size_t)(2 * n));
-        stop[0] = s->top[s->cur][0];
-        stop[1] = s->top[s->cur][1];
+        stop[0] = bk.top[0];
+        stop[1] = bk.top[1];
         ((T *)io->last_price)[b] = (T)last;
-        io->overflow[b] = s->ovf[s->cur];
+        io->overflow[b] = bk.ovf;
         io->t[b] = t;
         io->mid[b] = mark;
         memcpy(obs, final_obs, sizeof(float) * (size_t)(N * F));
@@ -810,8 +841,10 @@ int FN(ve_step)(const ve_buffers *io, const ve_params *p, const vb_params *bp, i
     (void)threads;
 #endif
     {
-        FN(ve_scratch) *s = FN(ve_scratch_new)(p->capacity, p->n_owners);
+        FN(ve_scratch) *s = FN(ve_scratch_new)(p->capacity, p->n_owners, p->depth);
         int mine = s ? 0 : -1;
+        if (s)
+            s->nan_bounds = ve_nan_bounds(io->low, io->high, ve_obs_size(p));
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif

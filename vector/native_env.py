@@ -186,13 +186,15 @@ def packed_params(p: EnvParams, big: int, ref: float, warm_mark: float) -> VePar
 # ---- the step ------------------------------------------------------------------------------------
 _KERNELS = {torch.int64: "ve_step_i64", torch.int32: "ve_step_i32"}
 _STATE_FIELDS = ("acct", "key", "episode", "t", "equity", "mid")
+_OUT_AT = {k: _BUFFERS.index(k) for k in ("obs", "final_obs", "reward", "done", "messages", "trades", "rejected", "overflow_out")}
 
 
 class FusedStep:
     """The fused env step bound to one state, stepped in place, and its output buffers.
 
     ``step(action)`` returns ``(obs, reward, truncated, info)`` as ``step_state`` does, in
-    buffers reused by the next call (copy what must outlive it); ``state`` is the bound
+    buffers reused by the next call (copy what must outlive it), or in new tensors with
+    ``step(action, fresh=True)``; ``state`` is the bound
     ``EnvState``, whose tensors each call rewrites. ``threads``: OpenMP threads over the
     books (results do not depend on it)."""
 
@@ -216,23 +218,27 @@ class FusedStep:
         self.action_shape = (B, N, p.n_actions)
         self.params = packed_params(p, int(c.big), float(c.ref), float(c.warm_mark))
         self.book_params = vn._packed_params(p.book)
-        self.obs = torch.empty((B, N, F), dtype=torch.float32)
-        self.final_obs = torch.empty((B, N, F), dtype=torch.float32)
-        self.reward = torch.empty((B, N), dtype=torch.float32)
-        self.done = torch.empty(B, dtype=torch.bool)
-        self.messages = torch.empty(B, dtype=torch.int64)
-        self.trades = torch.empty(B, dtype=torch.int64)
-        mm = p.variant == MARKET_MAKING
-        self.rejected = torch.empty((B, 1), dtype=torch.int64) if mm else torch.empty((B, N), dtype=torch.bool)
-        self.overflow = torch.empty(B, dtype=torch.bool)
+        self._out_shapes = {
+            "obs": ((B, N, F), torch.float32), "final_obs": ((B, N, F), torch.float32), "reward": ((B, N), torch.float32),
+            "done": ((B,), torch.bool), "messages": ((B,), torch.int64), "trades": ((B,), torch.int64),
+            "rejected": ((B, 1), torch.int64) if p.variant == MARKET_MAKING else ((B, N), torch.bool),
+            "overflow_out": ((B,), torch.bool),
+        }
         self.low, self.high = c.low.float().contiguous(), c.high.float().contiguous()
         buffers = dict(zip(("price", "qty", "order_id", "owner", "top", "last_price", "overflow"), tensors[:7]))
         buffers.update(zip(_STATE_FIELDS, tensors[7:]))
-        buffers.update(obs=self.obs, reward=self.reward, done=self.done, messages=self.messages, trades=self.trades,
-                       rejected=self.rejected, overflow_out=self.overflow, final_obs=self.final_obs, low=self.low,
-                       high=self.high)
-        self._ptrs = (ctypes.c_void_p * len(_BUFFERS))(*(buffers[k].data_ptr() if k != "action" else 0 for k in _BUFFERS))
+        buffers.update(low=self.low, high=self.high)
+        self._ptrs = (ctypes.c_void_p * len(_BUFFERS))(*(buffers[k].data_ptr() if k in buffers else 0 for k in _BUFFERS))
         self._action_at = _BUFFERS.index("action")
+        self._new_outputs()
+
+    def _new_outputs(self) -> None:
+        """Fresh output buffers (``torch.empty``), bound for the next call."""
+        out = {k: torch.empty(shape, dtype=dt) for k, (shape, dt) in self._out_shapes.items()}
+        for k, v in out.items():
+            self._ptrs[_OUT_AT[k]] = v.data_ptr()
+        self.obs, self.final_obs, self.reward, self.done = out["obs"], out["final_obs"], out["reward"], out["done"]
+        self.messages, self.trades, self.rejected, self.overflow = out["messages"], out["trades"], out["rejected"], out["overflow_out"]
 
     def _actions(self, action: Tensor) -> Tensor:
         """``action`` as the kernel reads it: ``[B, N, n]`` contiguous int64 (float64 for box actions)."""
@@ -245,9 +251,13 @@ class FusedStep:
             raise ValueError("native_env: discrete actions must be integers")
         return a.to(torch.int64).contiguous()
 
-    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        """One env step of every book, in place: ``(obs, reward, truncated, info)``."""
+    def step(self, action: Tensor, fresh: bool = False) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """One env step of every book, in place: ``(obs, reward, truncated, info)``. With
+        ``fresh`` the outputs are new tensors (no later call writes them; cheaper than
+        copying the reused buffers), else the reused buffers."""
         a = self._actions(action)
+        if fresh:
+            self._new_outputs()
         self._ptrs[self._action_at] = a.data_ptr()
         threads = max(1, min(self.threads, self.batch // vn._BOOKS_PER_THREAD))
         err = getattr(self.lib, self.kernel)(self._ptrs, ctypes.byref(self.params), self.book_params, self.batch, threads)
