@@ -8,16 +8,16 @@ clearly where it cannot run, and the torch fallback without a C compiler.
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 import torch
 
 from vector import native as vn
 from vector import native_env
-from vector.env import EnvState, VectorMarketMakingEnv, VectorMultiTradingEnv, VectorTradingEnv
+from vector.env import VectorMarketMakingEnv, VectorMultiTradingEnv, VectorTradingEnv
 from vector.hash import check_invariants
+from vector_helpers import assert_equal, assert_same_state
 
 torch.set_num_threads(1)
 needs_native = pytest.mark.skipif(not native_env.available(), reason="vector.native_env cannot be built here (no C compiler)")
@@ -30,25 +30,6 @@ ENVS: dict[str, Callable[..., VectorTradingEnv]] = {
     "market-making-int64-dict": lambda **kw: VectorMarketMakingEnv(8, horizon_steps=20, dtype="int64", obs_type="dict", **kw),
     "multi-agent": lambda **kw: VectorMultiTradingEnv(8, n_agents=3, horizon_steps=20, **kw),
 }
-
-
-def assert_equal(a: Any, b: Any, where: str) -> None:
-    """Tensors (or dicts of them) identical: dtype, shape and values."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_equal(a[k], b[k], f"{where}[{k!r}]")
-        return
-    assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), where
-
-
-def assert_same_state(a: EnvState, b: EnvState, where: str) -> None:
-    for f in fields(a):
-        if f.name == "book":
-            for g in fields(a.book):
-                assert_equal(getattr(a.book, g.name), getattr(b.book, g.name), f"{where}: book.{g.name}")
-        else:
-            assert_equal(getattr(a, f.name), getattr(b, f.name), f"{where}: {f.name}")
 
 
 @needs_native

@@ -12,7 +12,7 @@ sizes from 1. Skipped where no C compiler is found.
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 import torch
@@ -22,6 +22,7 @@ from vector import native_env as ne
 from vector.background import NONE, BackgroundParams
 from vector.env import EnvState, VectorMarketMakingEnv, VectorMultiTradingEnv, VectorTradingEnv, step_state
 from vector.hash import check_invariants
+from vector_helpers import assert_equal, assert_same_state
 
 pytestmark = pytest.mark.skipif(not vn.available() or not ne.available(), reason="no C compiler to build vector/native_env.c")
 torch.set_num_threads(1)
@@ -45,28 +46,6 @@ CONFIGS: dict[str, Callable[[int], VectorTradingEnv]] = {
     ),
     "no-background": lambda B: VectorTradingEnv(B, horizon_steps=H, background=NONE),
 }
-
-
-def assert_equal(got: Any, want: Any, where: str) -> None:
-    """Tensors (or dicts of them) identical: dtype, shape and values."""
-    if isinstance(want, dict):
-        assert got.keys() == want.keys(), where
-        for k in want:
-            assert_equal(got[k], want[k], f"{where}[{k!r}]")
-        return
-    assert got.dtype == want.dtype and got.shape == want.shape, f"{where}: {got.dtype}{tuple(got.shape)} vs {want.dtype}{tuple(want.shape)}"
-    if not torch.equal(got, want):
-        at = (got != want).nonzero()[0].tolist()
-        raise AssertionError(f"{where}: first difference at {at}: fused {got[tuple(at)].item()!r}, torch {want[tuple(at)].item()!r}")
-
-
-def assert_same_state(got: EnvState, want: EnvState, where: str) -> None:
-    for f in fields(want):
-        if f.name == "book":
-            for g in fields(want.book):
-                assert_equal(getattr(got.book, g.name), getattr(want.book, g.name), f"{where}: book.{g.name}")
-        else:
-            assert_equal(getattr(got, f.name), getattr(want, f.name), f"{where}: {f.name}")
 
 
 def random_actions(env: VectorTradingEnv, steps: int, seed: int) -> list[torch.Tensor]:
