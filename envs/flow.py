@@ -544,21 +544,51 @@ class FlowMarket:
         if self.log is not None:
             return self._noise_logged(t)
         n, live, working, traders = self._n_noise, self.noise_orders, self._working, self.noise_traders
-        withdraw = self._engine_withdraw
+        engine, book = self.engine, self.book
+        bids, asks, resting = book.bids, book.asks, book.orders
+        # ``MatchingEngine.rest`` and ``withdraw`` inlined below where their lean path surely applies
+        # (ids from this market's counter, ints on the tick and lot, the trader's own resting orders)
+        _, stops, tops, _, _, _, _, max_qty, gtc_ok, _ = engine._lean_state
+        nxt, withdraw = engine._next_seq, self._engine_withdraw
+        inline = gtc_ok and engine.fast_path and not stops
+
+        def drop_oldest(mine: dict, wk: list, trader: int) -> int:
+            """Cancel ``trader``'s oldest working order (``mine``, ``wk``: its entries and working
+            lots): ``withdraw``, inlined where its lean path surely applies; the events it made."""
+            e = next(iter(mine.values()))
+            oid = e[0]
+            del mine[oid]
+            wk[e[1]] -= e[3]
+            o = resting.get(oid) if inline else None
+            if o is None:
+                events = withdraw(oid, trader)
+                return 2 if events is None else len(events)  # a cancel never fills
+            bs = bids if o[SIDE] == 1 else asks  # no events built, their two seqs drawn
+            level = bs.levels[o[PRICE]]
+            level.qty -= o[QTY]
+            level.hidden -= o[HIDDEN]
+            o[QTY] = o[HIDDEN] = 0
+            del resting[oid]
+            if tops[o[SIDE]] is o:
+                tops[o[SIDE]] = None
+            level.count -= 1
+            level.dead += 1
+            if level.count:
+                if level.dead > 32 and level.dead > level.count:
+                    level.compact()
+            else:
+                bs.remove_level(o[PRICE])
+            nxt()
+            engine._last_seq = nxt()
+            return 2
+
         born_before = t - self._max_age
         commands = produced = 0  # this step's sends, added to the counters at the end
         for k in range(n):
-            mine = live[k]
-            while mine:
-                e = next(iter(mine.values()))
-                if e[2] > born_before:
-                    break
-                oid = e[0]
-                del mine[oid]
-                working[k][e[1]] -= e[3]
-                events = withdraw(oid, traders[k])
+            mine, wk, trader = live[k], working[k], traders[k]
+            while mine and next(iter(mine.values()))[2] <= born_before:
                 commands += 1
-                produced += 2 if events is None else len(events)  # a cancel never fills
+                produced += drop_oldest(mine, wk, trader)
         R = self._rounds
         i = self._word
         words = self._words
@@ -567,50 +597,18 @@ class FlowMarket:
             i = 0
         self._word = i + R
         p_arrival, p_cancel, p_market = self._p_arrival, self._p_cancel, self._p_market
-        engine, tick, tick2, lot, limit, symbol = self.engine, self.tick, 2 * self.tick, self.lot, self.max_position, self.symbol
-        book = self.book
-        bids, asks, resting, next_id = book.bids, book.asks, book.orders, self.next_order_id
+        tick, tick2, lot, limit, symbol = self.tick, 2 * self.tick, self.lot, self.max_position, self.symbol
+        next_id = self.next_order_id
         min_qty, n_qty, span, cap = self._min_qty, self._n_qty, self._span, self._cap
         rest, take, settle = self._engine_rest, self._engine_take, self._settle
-        # ``MatchingEngine.rest`` and ``withdraw`` inlined below where their lean path surely applies
-        # (ids from this market's counter, ints on the tick and lot, the trader's own resting orders)
-        _, stops, tops, _, _, _, _, max_qty, gtc_ok, _ = engine._lean_state
-        nxt = engine._next_seq
-        inline = gtc_ok and engine.fast_path and not stops
         for w, (mine, wk, positions, trader) in zip(words[i : i + R], self._round_traders):
             if (w & 0xFFFF) >= p_arrival:
                 continue
             u = (w >> 16) & 0xFFFF
             if u < p_cancel:  # cancel the oldest working order
                 if mine:
-                    e = next(iter(mine.values()))
-                    oid = e[0]
-                    del mine[oid]
-                    wk[e[1]] -= e[3]
                     commands += 1
-                    o = resting.get(oid) if inline else None
-                    if o is not None:  # withdraw(oid, trader), inlined: no events built, their two seqs drawn
-                        bs = bids if o[SIDE] == 1 else asks
-                        level = bs.levels[o[PRICE]]
-                        level.qty -= o[QTY]
-                        level.hidden -= o[HIDDEN]
-                        o[QTY] = o[HIDDEN] = 0
-                        del resting[oid]
-                        if tops[o[SIDE]] is o:
-                            tops[o[SIDE]] = None
-                        level.count -= 1
-                        level.dead += 1
-                        if level.count:
-                            if level.dead > 32 and level.dead > level.count:
-                                level.compact()
-                        else:
-                            bs.remove_level(o[PRICE])
-                        nxt()
-                        engine._last_seq = nxt()
-                        produced += 2
-                    else:
-                        events = withdraw(oid, trader)
-                        produced += 2 if events is None else len(events)
+                    produced += drop_oldest(mine, wk, trader)
                 continue
             side = 1 - 2 * (w >> 63)
             qty = (min_qty + (((w >> 32) & 0xFFFF) * n_qty >> 16)) * lot
@@ -640,34 +638,8 @@ class FlowMarket:
             else:
                 price = (off - (-ref2 // tick2)) * tick
             if len(mine) >= cap:  # at the cap its oldest goes first (``_forget``)
-                e = next(iter(mine.values()))
-                oid = e[0]
-                del mine[oid]
-                wk[e[1]] -= e[3]
                 commands += 1
-                o = resting.get(oid) if inline else None
-                if o is not None:  # withdraw(oid, trader), inlined: no events built, their two seqs drawn
-                    bs = bids if o[SIDE] == 1 else asks
-                    level = bs.levels[o[PRICE]]
-                    level.qty -= o[QTY]
-                    level.hidden -= o[HIDDEN]
-                    o[QTY] = o[HIDDEN] = 0
-                    del resting[oid]
-                    if tops[o[SIDE]] is o:
-                        tops[o[SIDE]] = None
-                    level.count -= 1
-                    level.dead += 1
-                    if level.count:
-                        if level.dead > 32 and level.dead > level.count:
-                            level.compact()
-                    else:
-                        bs.remove_level(o[PRICE])
-                    nxt()
-                    engine._last_seq = nxt()
-                    produced += 2
-                else:
-                    events = withdraw(oid, trader)
-                    produced += 2 if events is None else len(events)
+                produced += drop_oldest(mine, wk, trader)
             if price >= tick:
                 oid = next_id()
                 commands += 1
