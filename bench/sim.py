@@ -23,7 +23,12 @@ Measured in the same process, on the same orders:
   the difference to ``engine`` is the engine's own per-call cost;
 - ``dispatch_overhead_ratio``: the same orders sent at the same times by agents that
   decide nothing (each replays its recorded script), so the simulator's own cost (heap,
-  callbacks, delivery, accounts) is measured without the noise traders' decisions.
+  callbacks, delivery, accounts) is measured without the noise traders' decisions;
+- ``floor_overhead_ratio``: the same orders through the leanest event loop Python allows
+  (``time_floor``: a heap of wake-ups, one plain call per order to an agent that hands back
+  its next command, ``MatchingEngine.submit``, ``Accounts.apply``, the events handed back to
+  the agent; no venue, log, latency, delivery to others or decisions, the collector off):
+  what any simulator of per-agent Python callbacks on this engine costs at least.
 
 Both simulations run with the simulator's default ``gc_threshold`` (the cyclic collector's
 first threshold, raised while ``run`` works; see ``exchange.sim``); ``--gc-threshold none``
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import heapq
 import json
 import statistics
 import time
@@ -51,6 +57,7 @@ from rich.table import Table
 
 from bench.engine import machine_info
 from exchange import Accepted, Cancel, Cancelled, Fill, MatchingEngine, NewOrder, OrderType, nyse
+from exchange.accounts import Accounts
 from exchange.sim import GC_THRESHOLD, MS, SECOND, Agent, Context, Simulator
 from exchange.venue import Exchange
 
@@ -174,6 +181,52 @@ def time_script(recorded: list[tuple[int, object]], until: int, gc_threshold: in
     return CLOCKS[_clock]() - t0
 
 
+class _FloorAgent:
+    """The floor loop's agent: hands back its next scripted command and the time of the one after."""
+
+    __slots__ = ("script", "i")
+
+    def __init__(self, script: list[tuple[int, object]]) -> None:
+        self.script, self.i = script, 0
+
+    def wakeup(self) -> tuple[object, int | None]:
+        script, i = self.script, self.i
+        self.i = i + 1
+        return script[i][1], script[i + 1][0] if i + 1 < len(script) else None
+
+    def on_events(self, events: list) -> None:
+        pass
+
+
+def time_floor(recorded: list[tuple[int, object]]) -> float:
+    """The recorded orders through the leanest discrete-event loop (module docstring):
+    ``(time, trader)`` wake-ups on a heap, one agent call per order, the engine, the accounts."""
+    scripts: dict[int, list[tuple[int, object]]] = {}
+    for t, command in recorded:
+        scripts.setdefault(command.trader, []).append((t, command))  # type: ignore[attr-defined]
+    engine, accounts = MatchingEngine(nyse(SYMBOL)), Accounts(None, 10**12)
+    submit, apply = engine.submit, accounts.apply
+    agents = {trader: _FloorAgent(script) for trader, script in scripts.items()}
+    heap = [(script[0][0], trader) for trader, script in scripts.items()]
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    gc.disable()
+    try:
+        t0 = CLOCKS[_clock]()
+        while heap:
+            _, trader = pop(heap)
+            agent = agents[trader]
+            command, due = agent.wakeup()
+            events = submit(command)
+            apply(SYMBOL, events)
+            agent.on_events(events)
+            if due is not None:
+                push(heap, (due, trader))
+        return CLOCKS[_clock]() - t0
+    finally:
+        gc.enable()
+
+
 def time_sim(w: Workload) -> tuple[float, int, int]:
     sim = w.simulator()
     t0 = CLOCKS[_clock]()
@@ -228,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     scripts: list[float] = []
     engines: list[float] = []
     calls: list[float] = []
+    floors: list[float] = []
     orders = events = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("sim vs engine", total=args.repeats)
@@ -241,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             engines.append(time_engine(commands))
             gc.collect()
             calls.append(time_engine_calls(commands))
+            gc.collect()
+            floors.append(time_floor(recorded))
             progress.advance(task)
     if orders != len(commands):
         raise SystemExit(f"the timed run sent {orders} orders, the recording {len(commands)}: not deterministic")
@@ -265,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_ratio_paired_median": round(statistics.median(ratios), 3),
         "script_us_per_order": round(1e6 * script_s / orders, 3),
         "dispatch_overhead_ratio": round(script_s / eng_s, 3),
+        "floor_us_per_order": round(1e6 * statistics.median(floors) / orders, 3),
+        "floor_overhead_ratio": round(statistics.median(floors) / eng_s, 3),
         "speedup_vs_real_time": round(w.seconds / sim_s, 1),
         "repeats": args.repeats,
         "machine": machine_info(),
@@ -278,6 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['script_us_per_order']} µs",
         f"{round(orders / script_s):,} orders/s",
         f"{result['dispatch_overhead_ratio']}x",
+    )
+    floor_us = result["floor_us_per_order"]
+    table.add_row(
+        "same orders, leanest possible Python loop (floor)",
+        f"{floor_us} µs",
+        f"{round(1e6 / floor_us):,} orders/s",
+        f"{result['floor_overhead_ratio']}x",
     )
     table.add_row("engine alone", f"{result['engine_us_per_order']} µs", f"{result['engine_msgs_per_s']:,} msgs/s", "1.00x")
     submit_us = result["engine_submit_us_per_order"]

@@ -78,7 +78,7 @@ def test_sim_benchmark_json_line(capsys):
 
     assert bench_sim.main(["--agents", "4", "--seconds", "1", "--repeats", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    for key in ("events_per_s", "engine_msgs_per_s", "overhead_ratio", "sim_orders_per_s"):
+    for key in ("events_per_s", "engine_msgs_per_s", "overhead_ratio", "sim_orders_per_s", "floor_overhead_ratio"):
         assert isinstance(result[key], (int, float)) and result[key] > 0
     assert result["orders"] > 100 and result["events"] > result["orders"]
 
@@ -92,3 +92,11 @@ def test_env_benchmark_json_line(capsys):
         assert isinstance(result[key], (int, float)) and result[key] > 0
     light, heavy = result["workloads"]["light"], result["workloads"]["heavy"]
     assert 3 < light["msgs_per_step"] < 8 and 16 < heavy["msgs_per_step"] < 32  # the calibrated backgrounds
+
+
+def test_env_floor_benchmark_json_line(capsys):
+    from bench import envs_floor
+
+    assert envs_floor.main(["--steps", "300", "--repeats", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert list(rows) == list(envs_floor.ROWS) and all(r["steps_per_s"] > 0 for r in rows.values())

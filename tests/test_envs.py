@@ -252,15 +252,16 @@ def test_dict_observation_holds_the_flat_values() -> None:
         b, *_ = named.step(action)
 
 
+@pytest.mark.parametrize("bounds", [(20.0, 10.0), (20.3, 0.7)])  # the second: bounds float32 cannot hold exactly
 @pytest.mark.parametrize("depth", [1, 3, 5])
 @pytest.mark.parametrize("preset", PRESETS)
-def test_book_observation_is_the_obvious_path(preset: str, depth: int) -> None:
+def test_book_observation_is_the_obvious_path(preset: str, depth: int, bounds: tuple[float, float]) -> None:
     """The environments' one-call observation (``BookObservation``) is, bit for bit, the
     obvious path ``to_observation(observation_values(*book_levels(...)), low, high)`` on
     books of every shape: two sides, one side, none, fewer levels than the depth, levels and
     sizes past the Box's bounds; measured from the book's mid, the last trade or the reference."""
     rng = np.random.default_rng(depth)
-    cfg = TradingConfig(preset=preset, depth=depth, max_ticks=20.0)
+    cfg = TradingConfig(preset=preset, depth=depth, max_ticks=bounds[0], clip=bounds[1])
     tick = PRESETS_BY_NAME[preset]("XYZ").tick
     fast = BookObservation(cfg)
     low, high = observation_bounds(cfg)
@@ -279,7 +280,7 @@ def test_book_observation_is_the_obvious_path(preset: str, depth: int) -> None:
         mids = [float(ref), float(ref + 3 * tick)] + ([(book.bids.best + book.asks.best) / 2] if both else [])
         for mid in mids:
             scalars = (float(rng.normal(0, 30)), int(rng.integers(-900, 900)), int(rng.integers(-60, 60)),
-                       float(rng.normal(0, 5e5)), int(rng.integers(0, 25)), float(rng.random()))
+                       float(rng.normal(0, 5e5)), int(rng.integers(-2, 25)), float(rng.uniform(-0.5, 1.5)))
             obvious = to_observation(
                 observation_values(
                     *book_levels(book, depth), mid=mid, tick=tick, config=cfg, mid_return=scalars[0], flow=scalars[1],
